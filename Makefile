@@ -1,0 +1,45 @@
+# Two commands matter: `make run` (the server with embedded storage) and `make test` (every test).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Reinstall whenever pyproject.toml changes.
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+.PHONY: run test install lint schema migration clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+run: install
+	$(PY) -m app.run
+
+# The suite on SQLite, then the database tests again on PostgreSQL (127.0.0.1:5432, database
+# `test`; skipped locally when it is not running, required when CI is set). Exit code 5 (nothing
+# collected) is not a failure of a pass that selects a subset.
+test: install lint
+	$(PY) -m pytest
+	TEST_DATABASE=postgres $(PY) -m pytest -m db || [ $$? -eq 5 ]
+
+lint: install
+	$(VENV)/bin/ruff check app tests bench
+	$(VENV)/bin/mypy app
+
+# Regenerate the committed SDL after changing the GraphQL types.
+schema: install
+	$(PY) -c "from app.graphql.schema import build_schema; open('schema.graphql', 'w').write(str(build_schema()) + '\n')"
+
+# After changing app/models.py: write a migration (see README, "Migrations").
+migration: install
+	$(VENV)/bin/aerich -c aerich.ini migrate --name $(or $(NAME),change)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

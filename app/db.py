@@ -1,0 +1,69 @@
+"""Database wiring: one Tortoise config for the app, the tests and aerich."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from tortoise import Tortoise
+from tortoise.context import TortoiseContext
+
+from app.settings import ROOT
+
+MODELS = ["app.models", "aerich.models"]
+MIGRATIONS = ROOT / "migrations"
+
+
+def normalize_url(url: str) -> str:
+    """Tortoise speaks `postgres://` (asyncpg); relative SQLite paths are taken from the repo root."""
+    if url.startswith("postgresql://"):
+        url = "postgres://" + url[len("postgresql://") :]
+    if url.startswith("sqlite://") and not url.startswith("sqlite:///") and url != "sqlite://:memory:":
+        path = ROOT / url[len("sqlite://") :]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite://{path}"
+    elif url.startswith("sqlite:///"):
+        Path(url[len("sqlite://") :]).parent.mkdir(parents=True, exist_ok=True)
+    return url
+
+
+def tortoise_config(database_url: str) -> dict[str, Any]:
+    return {
+        "connections": {"default": normalize_url(database_url)},
+        "apps": {"models": {"models": MODELS, "default_connection": "default"}},
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+# Read by aerich (`aerich -c aerich.ini ...`).
+TORTOISE_ORM = tortoise_config(os.environ.get("DATABASE_URL") or "sqlite://var/uploads.sqlite3")
+
+
+async def migrate(database_url: str) -> list[str]:
+    """Apply pending aerich migrations; returns the names applied."""
+    from aerich import Command
+
+    command = Command(tortoise_config=tortoise_config(database_url), app="models", location=str(MIGRATIONS))
+    try:
+        await command.init()
+        return await command.upgrade(run_in_transaction=True)
+    finally:
+        await Tortoise.close_connections()
+
+
+async def connect(database_url: str) -> TortoiseContext:
+    """Open the ORM for the whole process. The global fallback lets request tasks, worker tasks and
+    the lifespan task (each with its own contextvars) share one connection pool."""
+    return await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
+
+
+async def disconnect(context: TortoiseContext) -> None:
+    await context.close_connections()
+
+
+async def ping() -> None:
+    from tortoise import connections
+
+    await connections.get("default").execute_query("SELECT 1")

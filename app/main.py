@@ -1,0 +1,125 @@
+"""create_app(settings): wires settings, tables, storage, database and transports. Nothing else."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
+
+from app import db
+from app.errors import AppError
+from app.graphql.context import Context
+from app.graphql.schema import build_schema, convert_error
+from app.keys import StorageUrls
+from app.records import Records
+from app.settings import Settings
+from app.storage import Storage
+from app.tables import TableDef, load_tables
+from app.uploads import ANONYMOUS, Uploads
+
+log = logging.getLogger("app")
+
+
+class Services:
+    """The long-lived parts of one process, built once by create_app."""
+
+    def __init__(self, settings: Settings, tables: dict[str, TableDef]) -> None:
+        self.settings = settings
+        self.urls = StorageUrls(
+            bucket=settings.s3_bucket,
+            region=settings.s3_region,
+            endpoint_url=settings.s3_endpoint_url,
+            public_url=settings.s3_public_url,
+            cdn_base_url=settings.cdn_base_url,
+        )
+        self.storage = Storage(settings, self.urls)
+        self.uploads = Uploads(settings, tables, self.storage, self.urls)
+        self.records = Records(self.uploads)
+
+
+class GraphQLApp(GraphQL[Context, None]):
+    def __init__(self, services: Services, **kwargs: Any) -> None:
+        super().__init__(build_schema(), **kwargs)
+        self.services = services
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:  # type: ignore[override]
+        if result.errors:
+            debug = self.services.settings.debug
+            result.errors = [convert_error(e, debug=debug) for e in result.errors]
+        return await super().process_result(request, result)
+
+    async def get_context(self, request: Request, response: Response | None) -> Context:  # type: ignore[override]
+        s = self.services
+        return Context(request=request, response=response, uploads=s.uploads, records=s.records, caller=ANONYMOUS)
+
+
+def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None) -> Starlette:
+    tables = tables if tables is not None else load_tables(settings.schema_dir)
+    services = Services(settings, tables)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        orm = await db.connect(settings.database_url)
+        try:
+            await services.storage.start()
+            try:
+                yield
+            finally:
+                await services.storage.close()
+        finally:
+            await db.disconnect(orm)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        checks: dict[str, str] = {}
+        try:
+            await db.ping()
+            checks["database"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            checks["database"] = f"unavailable: {type(exc).__name__}"
+        try:
+            await services.storage.ping()
+            checks["storage"] = "ok"
+        except AppError as exc:
+            checks["storage"] = f"unavailable: {exc.message}"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503
+        )
+
+    graphql = GraphQLApp(services)
+    middleware = []
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST", "OPTIONS"],
+                allow_headers=["Authorization", "Content-Type"],
+                max_age=600,
+            )
+        )
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST", "OPTIONS"]),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        middleware=middleware,
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    return app

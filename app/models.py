@@ -1,0 +1,92 @@
+"""Tortoise models: fields only. Behaviour lives in the use-case modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Record(Model):
+    id = fields.BigIntField(primary_key=True)
+    table = fields.CharField(max_length=63, db_index=True)
+    # Plain property values by name; upload properties live in `uploads`, not here.
+    properties: dict[str, Any] = fields.JSONField(default=dict)  # type: ignore[assignment]
+    owner = fields.CharField(max_length=255, null=True, db_index=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    uploads: fields.ReverseRelation[Upload]
+
+    class Meta:
+        table = "records"
+
+
+class Upload(Model):
+    """One presigned upload, from issue to attachment (or expiry, rejection, deletion)."""
+
+    id = fields.BigIntField(primary_key=True)
+    token = fields.CharField(max_length=32, unique=True)
+    table = fields.CharField(max_length=63)
+    property_name = fields.CharField(max_length=63)
+    owner = fields.CharField(max_length=255, null=True, db_index=True)
+    # issued -> attached -> discarded (object to delete) -> deleted; issued -> expired (swept)
+    status = fields.CharField(max_length=16, default="issued", db_index=True)
+    method = fields.CharField(max_length=16, default="post")  # post | put | multipart
+    key = fields.CharField(max_length=1024, null=True)  # exact key once known
+    multipart_upload_id = fields.CharField(max_length=1024, null=True)
+    record: fields.ForeignKeyNullableRelation[Record] = fields.ForeignKeyField(
+        "models.Record", related_name="uploads", null=True, on_delete=fields.SET_NULL
+    )
+    record_id: int | None
+    # Limits signed into the presign, re-checked at confirm from what storage reports.
+    min_size = fields.BigIntField(default=0)
+    max_size = fields.BigIntField()
+    content_types: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
+    declared_content_type = fields.CharField(max_length=255, null=True)
+    acl = fields.CharField(max_length=16)
+    content_disposition = fields.CharField(max_length=16)  # inline | attachment
+    cache_control = fields.CharField(max_length=255, null=True)
+    checksum_sha256 = fields.CharField(max_length=64, null=True)  # base64, as S3's header
+    declared_size = fields.BigIntField(null=True)  # exact length signed into a PUT or multipart
+    # What storage reported at confirm.
+    file_name = fields.CharField(max_length=255, null=True)
+    size = fields.BigIntField(null=True)
+    content_type = fields.CharField(max_length=255, null=True)
+    width = fields.IntField(null=True)
+    height = fields.IntField(null=True)
+    expires_at = fields.DatetimeField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+    attached_at = fields.DatetimeField(null=True)
+
+    versions: fields.ReverseRelation[UploadVersion]
+
+    class Meta:
+        table = "uploads"
+        indexes = (("record_id", "property_name"), ("status", "expires_at"))
+
+
+class UploadVersion(Model):
+    """One image version of an attached upload; the worker moves it pending -> ready | failed."""
+
+    id = fields.BigIntField(primary_key=True)
+    upload: fields.ForeignKeyRelation[Upload] = fields.ForeignKeyField(
+        "models.Upload", related_name="versions", on_delete=fields.CASCADE
+    )
+    upload_id: int
+    name = fields.CharField(max_length=63)
+    key = fields.CharField(max_length=1024)
+    status = fields.CharField(max_length=16, default="pending", db_index=True)  # pending | ready | failed
+    width = fields.IntField(null=True)
+    height = fields.IntField(null=True)
+    size = fields.BigIntField(null=True)
+    format = fields.CharField(max_length=16, null=True)
+    error = fields.TextField(null=True)
+    attempts = fields.IntField(default=0)
+    lease_until = fields.DatetimeField(null=True)  # a worker holds the version until then
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "upload_versions"
+        unique_together = (("upload", "name"),)

@@ -1,0 +1,163 @@
+"""`make run`: migrate, start embedded storage when none is configured, serve the API.
+
+Embedded storage is a moto server (S3 over HTTP) in a child process. It keeps objects in memory, so
+with the default database the embedded run starts from a fresh SQLite file each time: records never
+point at files that vanished with the previous run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from app import db
+from app.settings import ROOT, Settings, SettingsError
+
+log = logging.getLogger("app.run")
+
+EMBEDDED_DB = "sqlite://var/embedded.sqlite3"
+
+
+@dataclass
+class Embedded:
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def start_embedded_storage(host: str = "127.0.0.1", port: int = 9000) -> Embedded:
+    """A moto server in server mode; waits until it answers."""
+    if not _port_free(host, port):
+        raise SystemExit(
+            f"embedded storage: port {port} on {host} is taken; set STORAGE_PORT to a free port "
+            "or S3_ENDPOINT_URL to use a storage that is already running"
+        )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://{host}:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"embedded storage exited with code {process.returncode}")
+        try:
+            urllib.request.urlopen(url + "/moto-api/", timeout=1).close()
+            return Embedded(url, process)
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit("embedded storage did not start within 30 s")
+
+
+def wants_embedded(env: dict[str, str]) -> bool:
+    return not env.get("S3_ENDPOINT_URL") and not env.get("S3_BUCKET")
+
+
+def prepare_environment(env: dict[str, str]) -> Embedded | None:
+    """Fill in the embedded defaults (storage, credentials, database) where nothing is configured."""
+    if not wants_embedded(env):
+        return None
+    embedded = start_embedded_storage(port=int(env.get("STORAGE_PORT", "9000")))
+    env["S3_ENDPOINT_URL"] = embedded.url
+    env.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    env.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    env["EMBEDDED_STORAGE"] = "true"
+    if not env.get("DATABASE_URL"):
+        path = ROOT / "var" / "embedded.sqlite3"
+        for suffix in ("", "-wal", "-shm"):
+            path.with_name(path.name + suffix).unlink(missing_ok=True)
+        env["DATABASE_URL"] = EMBEDDED_DB
+    return embedded
+
+
+async def prepare_storage(settings: Settings) -> None:
+    from app.keys import StorageUrls
+    from app.storage import Storage
+
+    storage = Storage(settings, StorageUrls(settings.s3_bucket, settings.s3_region, settings.s3_endpoint_url))
+    await storage.start()
+    try:
+        origins = settings.cors_origins or (f"http://{settings.host}:{settings.port}",)
+        await storage.ensure_bucket(origins)
+    finally:
+        await storage.close()
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    env = dict(os.environ)
+    embedded = prepare_environment(env)
+    try:
+        try:
+            settings = Settings.from_env(env)
+        except SettingsError as exc:
+            raise SystemExit(f"configuration error: {exc}") from None
+        applied = asyncio.run(db.migrate(settings.database_url))
+        log.info(
+            "database %s: %s", settings.database_url.split("://")[0], f"applied {applied}" if applied else "up to date"
+        )
+        if embedded is not None:
+            asyncio.run(prepare_storage(settings))
+        serve(settings, embedded)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def serve(settings: Settings, embedded: Embedded | None) -> None:
+    import uvicorn
+
+    from app.main import create_app
+    from app.tables import SchemaError
+
+    try:
+        app = create_app(settings)
+    except SchemaError as exc:
+        raise SystemExit(f"schema error: {exc}") from None
+    base = f"http://{settings.host}:{settings.port}"
+    storage = f"embedded (moto) at {embedded.url}, in memory" if embedded else settings.s3_endpoint_url or "AWS S3"
+    print(
+        f"\n  GraphQL API and GraphiQL: {base}/graphql\n"
+        f"  Health:                   {base}/healthz  {base}/readyz\n  Storage:                  {storage}, "
+        f"bucket {settings.s3_bucket}\n",
+        flush=True,
+    )
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, loop="uvloop", http="httptools", log_level="info", access_log=False
+    )
+    server = uvicorn.Server(config)
+    signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
+    server.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""One Settings object, read from the environment once; a bad value fails loudly with its name."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+class Secret:
+    """A string that never prints: repr/str show a mask, `.value` gives the real thing."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    @property
+    def value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+    if not lo <= value <= hi:
+        raise SettingsError(f"{name}={value} is out of range {lo}..{hi}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean (use true or false)")
+
+
+def _url(env: Mapping[str, str], name: str) -> str | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    if not raw.startswith(("http://", "https://")):
+        raise SettingsError(f"{name}={raw!r} must start with http:// or https://")
+    return raw.rstrip("/")
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite://var/uploads.sqlite3"
+    s3_bucket: str = "uploads"
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None  # None: botocore's credential chain (IAM role, profile)
+    s3_secret_access_key: Secret = field(default_factory=lambda: Secret(""))
+    s3_session_token: Secret = field(default_factory=lambda: Secret(""))
+    s3_addressing_style: str = "auto"
+    s3_public_url: str | None = None
+    cdn_base_url: str | None = None
+    presign_expires_in: int = 900
+    schema_dir: Path = ROOT / "app" / "schema"
+    queue_url: str | None = None
+    cors_origins: tuple[str, ...] = ()
+    host: str = "127.0.0.1"
+    port: int = 8000
+    debug: bool = False
+    embedded_storage: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        style = env.get("S3_ADDRESSING_STYLE", "auto")
+        if style not in ("auto", "path", "virtual"):
+            raise SettingsError(f"S3_ADDRESSING_STYLE={style!r} must be auto, path or virtual")
+        bucket = env.get("S3_BUCKET", "uploads").strip()
+        if not bucket:
+            raise SettingsError("S3_BUCKET is empty")
+        schema_dir = Path(env.get("SCHEMA_DIR") or ROOT / "app" / "schema")
+        if not schema_dir.is_dir():
+            raise SettingsError(f"SCHEMA_DIR={str(schema_dir)!r} is not a directory")
+        database_url = env.get("DATABASE_URL") or "sqlite://var/uploads.sqlite3"
+        if not database_url.startswith(("sqlite://", "postgres://", "postgresql://", "asyncpg://")):
+            raise SettingsError(
+                f"DATABASE_URL must be sqlite://… or postgres://…, got {database_url.split(':')[0]!r}://…"
+            )
+        origins = tuple(o.strip().rstrip("/") for o in env.get("CORS_ORIGINS", "").split(",") if o.strip())
+        return cls(
+            database_url=database_url,
+            s3_bucket=bucket,
+            s3_endpoint_url=_url(env, "S3_ENDPOINT_URL"),
+            s3_region=env.get("S3_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            s3_access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
+            s3_secret_access_key=Secret(env.get("AWS_SECRET_ACCESS_KEY", "")),
+            s3_session_token=Secret(env.get("AWS_SESSION_TOKEN", "")),
+            s3_addressing_style=style,
+            s3_public_url=_url(env, "S3_PUBLIC_URL"),
+            cdn_base_url=_url(env, "CDN_BASE_URL"),
+            presign_expires_in=_int(env, "PRESIGN_EXPIRES_IN", 900, 60, 604800),
+            schema_dir=schema_dir,
+            queue_url=(env.get("QUEUE_URL") or "").strip() or None,
+            cors_origins=origins,
+            host=env.get("HOST") or "127.0.0.1",
+            port=_int(env, "PORT", 8000, 1, 65535),
+            debug=_bool(env, "DEBUG", False),
+            embedded_storage=_bool(env, "EMBEDDED_STORAGE", False),
+        )

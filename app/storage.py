@@ -1,0 +1,274 @@
+"""The S3 adapter: presign, head, ranged read, get, put, delete. SDK errors become our own.
+
+Nothing here knows GraphQL or the database. One long-lived aiobotocore client per process.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import aioboto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from app.errors import StorageUnavailable
+from app.keys import StorageUrls
+from app.settings import Settings
+from app.sigv4 import PresignedGetSigner
+
+log = logging.getLogger(__name__)
+
+_MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
+
+
+@dataclass(frozen=True)
+class ObjectHead:
+    size: int
+    content_type: str
+    content_disposition: str | None
+    etag: str
+    last_modified: datetime
+
+
+def _client_error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _translate(exc: Exception, action: str) -> StorageUnavailable:
+    log.warning("storage %s failed: %r", action, exc)
+    return StorageUnavailable(f"object storage is unavailable ({action}); try again shortly")
+
+
+class Storage:
+    """S3-compatible storage for one bucket."""
+
+    def __init__(self, settings: Settings, urls: StorageUrls) -> None:
+        self.settings = settings
+        self.urls = urls
+        self.bucket = settings.s3_bucket
+        self._stack = AsyncExitStack()
+        self._client: Any = None
+        style = settings.s3_addressing_style
+        if style == "auto" and settings.s3_endpoint_url:
+            style = "path"  # custom endpoints (moto, MinIO) rarely have wildcard DNS for virtual hosts
+        self._style = style
+        self._config = Config(
+            signature_version="s3v4",
+            s3={"addressing_style": style},
+            connect_timeout=3,
+            read_timeout=20,
+            retries={"max_attempts": 2, "mode": "standard"},
+        )
+        self._get_signer: PresignedGetSigner | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        session = aioboto3.Session(
+            aws_access_key_id=s.s3_access_key_id,
+            aws_secret_access_key=s.s3_secret_access_key.value or None,
+            aws_session_token=s.s3_session_token.value or None,
+            region_name=s.s3_region,
+        )
+        self._client = await self._stack.enter_async_context(
+            session.client("s3", endpoint_url=s.s3_endpoint_url, config=self._config)
+        )
+        if s.s3_access_key_id and s.s3_secret_access_key:
+            try:
+                self._get_signer = PresignedGetSigner(
+                    access_key=s.s3_access_key_id,
+                    secret_key=s.s3_secret_access_key.value,
+                    session_token=s.s3_session_token.value or None,
+                    region=s.s3_region,
+                    endpoint_url=s.s3_endpoint_url,
+                    bucket=self.bucket,
+                    addressing_style=self._style,
+                )
+            except ValueError as exc:  # a combination the fast signer does not cover: botocore signs
+                log.info("fast GET signer disabled: %s", exc)
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+        self._client = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            raise RuntimeError("Storage.start() was not awaited")
+        return self._client
+
+    def _public(self, url: str) -> str:
+        """Rewrite the SDK's endpoint to the one browsers reach, when they differ."""
+        s = self.settings
+        if s.s3_public_url and s.s3_endpoint_url and url.startswith(s.s3_endpoint_url):
+            return s.s3_public_url + url[len(s.s3_endpoint_url) :]
+        return url
+
+    async def presign_post(
+        self, key: str, fields: dict[str, str], conditions: list[Any], expires_in: int
+    ) -> tuple[str, dict[str, str]]:
+        """A SigV4 POST policy. Local computation only: no request reaches storage."""
+        try:
+            result = await self.client.generate_presigned_post(
+                Bucket=self.bucket,
+                Key=key,
+                Fields=dict(fields),
+                Conditions=list(conditions),  # aiobotocore appends to the list it is given
+                ExpiresIn=expires_in,
+            )
+        except BotoCoreError as exc:
+            raise _translate(exc, "presign") from exc
+        return self._public(result["url"]), result["fields"]
+
+    async def presign_put(self, key: str, headers: dict[str, str], expires_in: int) -> str:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        mapping = {
+            "Content-Type": "ContentType",
+            "Content-Length": "ContentLength",
+            "Content-Disposition": "ContentDisposition",
+            "Cache-Control": "CacheControl",
+            "x-amz-acl": "ACL",
+            "x-amz-checksum-sha256": "ChecksumSHA256",
+        }
+        for header, value in headers.items():
+            params[mapping[header]] = int(value) if header == "Content-Length" else value
+        try:
+            url = await self.client.generate_presigned_url("put_object", Params=params, ExpiresIn=expires_in)
+        except BotoCoreError as exc:
+            raise _translate(exc, "presign") from exc
+        return self._public(url)
+
+    async def presign_get(
+        self, key: str, expires_in: int, *, content_disposition: str | None = None, content_type: str | None = None
+    ) -> str:
+        if self._get_signer is not None:
+            url = self._get_signer.presign_get(
+                key,
+                expires_in,
+                response_content_disposition=content_disposition,
+                response_content_type=content_type,
+            )
+            return self._public(url)
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if content_disposition:
+            params["ResponseContentDisposition"] = content_disposition
+        if content_type:
+            params["ResponseContentType"] = content_type
+        url = await self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
+        return self._public(url)
+
+    async def head(self, key: str) -> ObjectHead | None:
+        """The object's size and type as storage knows them; None when there is no such object."""
+        try:
+            r = await self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _client_error_code(exc) in _MISSING:
+                return None
+            raise _translate(exc, "head") from exc
+        except (TimeoutError, BotoCoreError, OSError) as exc:
+            raise _translate(exc, "head") from exc
+        return ObjectHead(
+            size=int(r["ContentLength"]),
+            content_type=str(r.get("ContentType") or "binary/octet-stream"),
+            content_disposition=r.get("ContentDisposition"),
+            etag=str(r.get("ETag", "")).strip('"'),
+            last_modified=r["LastModified"],
+        )
+
+    async def read_range(self, key: str, length: int) -> bytes:
+        """The first `length` bytes (a ranged GET), for sniffing the real format."""
+        return await self.get(key, byte_range=f"bytes=0-{max(length - 1, 0)}")
+
+    async def get(self, key: str, *, byte_range: str | None = None) -> bytes:
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if byte_range:
+            kwargs["Range"] = byte_range
+        try:
+            r = await self.client.get_object(**kwargs)
+            async with r["Body"] as body:
+                data: bytes = await body.read()
+        except ClientError as exc:
+            raise _translate(exc, "get") from exc
+        except (TimeoutError, BotoCoreError, OSError) as exc:
+            raise _translate(exc, "get") from exc
+        return data
+
+    async def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str,
+        cache_control: str | None = None,
+        content_disposition: str | None = None,
+        acl: str | None = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": data, "ContentType": content_type}
+        if cache_control:
+            kwargs["CacheControl"] = cache_control
+        if content_disposition:
+            kwargs["ContentDisposition"] = content_disposition
+        if acl:
+            kwargs["ACL"] = acl
+        try:
+            await self.client.put_object(**kwargs)
+        except (TimeoutError, ClientError, BotoCoreError, OSError) as exc:
+            raise _translate(exc, "put") from exc
+
+    async def delete(self, keys: list[str]) -> None:
+        """Delete objects (missing ones are fine). Raises StorageUnavailable if any could not go."""
+        for start in range(0, len(keys), 1000):
+            batch = keys[start : start + 1000]
+            try:
+                r = await self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
+                )
+            except (TimeoutError, ClientError, BotoCoreError, OSError) as exc:
+                raise _translate(exc, "delete") from exc
+            failed = [e for e in r.get("Errors", []) if e.get("Code") not in _MISSING]
+            if failed:
+                raise StorageUnavailable(f"storage refused to delete {len(failed)} object(s): {failed[0]}")
+
+    async def list_keys(self, prefix: str) -> list[str]:
+        """Every key under one upload's prefix (never the whole bucket)."""
+        keys: list[str] = []
+        try:
+            paginator = self.client.get_paginator("list_objects_v2")
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                keys += [o["Key"] for o in page.get("Contents", [])]
+        except (TimeoutError, ClientError, BotoCoreError, OSError) as exc:
+            raise _translate(exc, "list") from exc
+        return keys
+
+    async def ping(self) -> None:
+        try:
+            await self.client.head_bucket(Bucket=self.bucket)
+        except (TimeoutError, ClientError, BotoCoreError, OSError) as exc:
+            raise _translate(exc, "ping") from exc
+
+    async def ensure_bucket(self, cors_origins: tuple[str, ...]) -> None:
+        """Create the bucket with CORS rules for browser uploads (embedded storage and tests)."""
+        try:
+            await self.client.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            kwargs: dict[str, Any] = {"Bucket": self.bucket}
+            if self.settings.s3_region != "us-east-1":
+                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.settings.s3_region}
+            await self.client.create_bucket(**kwargs)
+        await self.client.put_bucket_cors(
+            Bucket=self.bucket,
+            CORSConfiguration={
+                "CORSRules": [
+                    {
+                        "AllowedOrigins": list(cors_origins) or ["*"],
+                        "AllowedMethods": ["GET", "HEAD", "POST", "PUT"],
+                        "AllowedHeaders": ["*"],
+                        "ExposeHeaders": ["ETag", "Location"],
+                        "MaxAgeSeconds": 3600,
+                    }
+                ]
+            },
+        )

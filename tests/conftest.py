@@ -1,0 +1,256 @@
+"""Real parts for the tests: a moto server over HTTP, SQLite and PostgreSQL migrated with aerich,
+and the app served through its ASGI interface with its lifespan running."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aioboto3
+import httpx
+import pytest
+from botocore.config import Config
+
+from app import db
+from app.main import create_app
+from app.settings import ROOT, Settings
+
+PG_ADMIN_DSN = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_http(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up within {timeout}s")
+
+
+class MotoServer:
+    """moto in server mode in its own process, so tests talk HTTP to it like to real S3/SQS."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_http(self.url + "/moto-api/")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[MotoServer]:
+    server = MotoServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+def _postgres_available() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _pg_url(name: str) -> str:
+    return PG_ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_DSN.replace("postgres://", "postgresql://", 1))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite file migrated by aerich; each test gets a copy."""
+    path = tmp_path_factory.mktemp("db") / "template.sqlite3"
+    asyncio.run(db.migrate(f"sqlite://{path}"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_db() -> Iterator[str | None]:
+    """A database of our own on the local PostgreSQL, migrated by aerich; None if unreachable."""
+    if not _postgres_available():
+        if os.environ.get("CI"):
+            raise RuntimeError("PostgreSQL is not reachable at 127.0.0.1:5432 but CI must test it")
+        yield None
+        return
+    name = f"uploads_test_{os.getpid()}"
+    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}"'))
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    url = _pg_url(name)
+    asyncio.run(db.migrate(url))
+    yield url
+    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+# One backend per test process: Tortoise caches compiled queries per model, so SQLite and PostgreSQL
+# cannot alternate within a process. `make test` runs the suite on SQLite, then the database tests
+# again with TEST_DATABASE=postgres.
+BACKEND = os.environ.get("TEST_DATABASE", "sqlite")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "database_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.db)
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if BACKEND == "sqlite":
+        path = tmp_path / "test.sqlite3"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite://{path}"
+    if BACKEND != "postgres":
+        raise RuntimeError(f"TEST_DATABASE={BACKEND!r} must be sqlite or postgres")
+    url = request.getfixturevalue("postgres_db")
+    if url is None:
+        pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
+    asyncio.run(_run_sql(url, 'TRUNCATE "upload_versions", "uploads", "records" RESTART IDENTITY CASCADE'))
+    return str(url)
+
+
+async def _run_sql(url: str, sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def make_settings(moto: MotoServer, database_url: str, **overrides: Any) -> Settings:
+    env = {
+        "DATABASE_URL": database_url,
+        "S3_BUCKET": f"test-{uuid.uuid4().hex[:12]}",
+        "S3_ENDPOINT_URL": moto.url,
+        "S3_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "SCHEMA_DIR": str(ROOT / "app" / "schema"),
+    }
+    env.update({k: str(v) for k, v in overrides.items()})
+    return Settings.from_env(env)
+
+
+class Harness:
+    """The app under test plus a raw S3 client to look behind its back."""
+
+    def __init__(self, app: Any, settings: Settings, http: httpx.AsyncClient, s3: Any, moto: MotoServer) -> None:
+        self.app = app
+        self.settings = settings
+        self.http = http
+        self.s3 = s3
+        self.moto = moto
+        self.bucket = settings.s3_bucket
+
+    async def gql(self, query: str, variables: dict[str, Any] | None = None, **headers: str) -> dict[str, Any]:
+        response = await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def ok(self, query: str, variables: dict[str, Any] | None = None, **headers: str) -> dict[str, Any]:
+        body = await self.gql(query, variables, **headers)
+        assert not body.get("errors"), body["errors"]
+        data: dict[str, Any] = body["data"]
+        return data
+
+    async def error_code(self, query: str, variables: dict[str, Any] | None = None, **headers: str) -> str:
+        body = await self.gql(query, variables, **headers)
+        assert body.get("errors"), f"expected an error, got {body}"
+        code: str = body["errors"][0]["extensions"]["code"]
+        return code
+
+    async def keys(self) -> list[str]:
+        result = await self.s3.list_objects_v2(Bucket=self.bucket)
+        return sorted(o["Key"] for o in result.get("Contents", []))
+
+
+async def post_form(presigned: dict[str, Any], data: bytes, file_name: str, content_type: str) -> httpx.Response:
+    """POST the multipart form exactly as a browser does: every payload field in order, file last."""
+    fields = dict(presigned["upload_url_payload"])
+    if fields.get("Content-Type") == "":
+        fields["Content-Type"] = content_type
+    async with httpx.AsyncClient(timeout=30) as client:
+        return await client.post(presigned["upload_url"], data=fields, files={"file": (file_name, data, content_type)})
+
+
+def uploaded_key(presigned: dict[str, Any], file_name: str) -> str:
+    key: str = presigned["key"]
+    return key.replace("${filename}", file_name)
+
+
+@pytest.fixture
+async def harness_factory(moto: MotoServer, database_url: str) -> AsyncIterator[Any]:
+    """Build apps with setting overrides; every app gets its own bucket and is shut down after."""
+    stack: list[Any] = []
+
+    async def make(**overrides: Any) -> Harness:
+        settings = make_settings(moto, database_url, **overrides)
+        app = create_app(settings)
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        stack.append(lifespan)
+        await app.state.services.storage.ensure_bucket(())
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+        stack.append(http)
+        session = aioboto3.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        )
+        s3_cm = session.client("s3", endpoint_url=moto.url, config=Config(signature_version="s3v4"))
+        s3 = await s3_cm.__aenter__()
+        stack.append(s3_cm)
+        return Harness(app, settings, http, s3, moto)
+
+    yield make
+    for item in reversed(stack):
+        await item.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def h(harness_factory: Any) -> Harness:
+    harness: Harness = await harness_factory()
+    return harness

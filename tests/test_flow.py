@@ -1,0 +1,316 @@
+"""The whole flow over HTTP: presign through GraphQL, POST the form to the moto server as a browser
+does, save the URL with record_create, query it back, download through the resolved URL."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, quote, urlsplit
+
+import httpx
+
+from tests import files
+from tests.conftest import Harness, post_form, uploaded_key
+from tests.gql import (
+    ATTACHMENT_PRESIGN,
+    IMAGE_PRESIGN,
+    PROPERTY_PRESIGN,
+    RECORD,
+    RECORD_CREATE,
+    RECORD_DELETE,
+    RECORD_UPDATE,
+    RECORDS,
+    TABLES,
+)
+
+
+async def upload_photo(h: Harness, data: bytes | None = None, name: str = "cat.png", ctype: str = "image/png") -> str:
+    data = data if data is not None else files.png()
+    presigned = (await h.ok(IMAGE_PRESIGN, {"table": "photos", "prop": "image", "type": ctype}))["image_presign_url"]
+    response = await post_form(presigned, data, name, ctype)
+    assert response.status_code == 201, response.text
+    return f"{presigned['upload_url'].rstrip('/')}/{quote(uploaded_key(presigned, name))}"
+
+
+async def download(url: str) -> httpx.Response:
+    async with httpx.AsyncClient() as client:
+        return await client.get(url)
+
+
+async def test_image_round_trip(h: Harness) -> None:
+    data = files.png(320, 200)
+    presigned = (await h.ok(IMAGE_PRESIGN, {"table": "photos", "prop": "image", "type": "image/png"}))[
+        "image_presign_url"
+    ]
+    assert presigned["method"] == "POST"
+    assert presigned["headers"] == {}
+    assert presigned["key"].startswith("photos/image/") and presigned["key"].endswith("/${filename}")
+    assert presigned["url"] is None  # the key is not exact until storage fills in the file name
+    assert presigned["max_size"] == 10240 * 1024
+    assert presigned["content_types"] == ["image/png"]
+    payload = presigned["upload_url_payload"]
+    assert payload["success_action_status"] == "201"
+    assert payload["acl"] == "public-read"
+    assert payload["Cache-Control"] == "max-age=315576000, public"
+    assert payload["Content-Type"] == "image/png"
+    assert payload["x-amz-algorithm"] == "AWS4-HMAC-SHA256"
+    assert "testing" not in str(payload.get("x-amz-signature")) and "AWS_SECRET" not in str(payload)
+
+    response = await post_form(presigned, data, "holiday photo é.png", "image/png")
+    assert response.status_code == 201
+    url = f"{presigned['upload_url']}/{quote(uploaded_key(presigned, 'holiday photo é.png'))}"
+
+    created = (
+        await h.ok(
+            RECORD_CREATE,
+            {
+                "table": "photos",
+                "prop": "image",
+                "props": [{"name": "caption", "value": "Hi"}, {"name": "image", "value": url}],
+            },
+        )
+    )["record_create"]
+    assert created["properties"]["caption"] == "Hi"
+    upload = created["upload"]
+    assert upload["file_name"] == "holiday photo é.png"
+    assert upload["extension"] == "png"
+    assert upload["size"] == len(data)
+    assert upload["content_type"] == "image/png"
+    assert [v["name"] for v in upload["version_details"]] == ["thumb", "medium", "large"]
+    assert {v["status"] for v in upload["version_details"]} == {"pending"}
+    assert upload["versions"] == {}
+
+    fetched = (await h.ok(RECORD, {"id": created["id"], "prop": "image"}))["record"]
+    assert fetched["upload"]["url"] == upload["url"]
+    assert created["properties"]["image"] == upload["url"]
+    got = await download(upload["url"])
+    assert got.status_code == 200 and got.content == data
+
+
+async def test_private_document_gets_signed_url_with_disposition(h: Harness) -> None:
+    data = files.pdf()
+    presigned = (
+        await h.ok(
+            ATTACHMENT_PRESIGN,
+            {"table": "documents", "prop": "resume", "type": "application/pdf", "name": "../../etc/Résumé 2026.pdf"},
+        )
+    )["attachment_presign_url"]
+    key = presigned["key"]
+    assert key.endswith("/Résumé 2026.pdf") and ".." not in key
+    assert presigned["url"] is not None
+    assert presigned["upload_url_payload"]["acl"] == "private"
+    assert presigned["upload_url_payload"]["Content-Disposition"].startswith("attachment;")
+    assert (await post_form(presigned, data, "whatever.pdf", "application/pdf")).status_code == 201
+
+    # The public-looking URL of a private object does not serve it.
+    assert (await download(presigned["url"])).status_code == 403
+
+    created = (
+        await h.ok(
+            RECORD_CREATE,
+            {
+                "table": "documents",
+                "prop": "resume",
+                "props": [{"name": "title", "value": "CV"}, {"name": "resume", "value": presigned["url"]}],
+            },
+        )
+    )["record_create"]
+    signed = created["upload"]["url"]
+    query = parse_qs(urlsplit(signed).query)
+    assert query["X-Amz-Expires"] == ["900"]
+    assert "X-Amz-Signature" in query
+    assert "filename*=UTF-8''R%C3%A9sum%C3%A9%202026.pdf" in query["response-content-disposition"][0]
+    got = await download(signed)
+    assert got.status_code == 200 and got.content == data
+    assert got.headers["content-disposition"].startswith("attachment;")
+    assert "X-Amz-Signature" in created["properties"]["resume"]
+
+    short = await h.ok(
+        'query($id: ID!) { record(id: $id) { property_upload(name: "resume", expires_in: 60) { url } } }',
+        {"id": created["id"]},
+    )
+    assert parse_qs(urlsplit(short["record"]["property_upload"]["url"]).query)["X-Amz-Expires"] == ["60"]
+
+
+async def test_property_upload_presigned_url_with_include_content_type(h: Harness) -> None:
+    presigned = (await h.ok(PROPERTY_PRESIGN, {"table": "photos", "prop": "image", "include": True}))[
+        "property_upload_presigned_url"
+    ]
+    assert presigned["upload_url_payload"]["Content-Type"] == ""
+    data = files.jpeg()
+    assert (await post_form(presigned, data, "a.jpg", "image/jpeg")).status_code == 201
+    created = (
+        await h.ok(
+            RECORD_CREATE,
+            {
+                "table": "photos",
+                "prop": "image",
+                "props": [{"name": "image", "value": uploaded_key(presigned, "a.jpg")}],
+            },
+        )
+    )["record_create"]
+    assert created["upload"]["content_type"] == "image/jpeg"
+
+
+async def test_property_presign_without_type_on_typed_property_says_what_to_do(h: Harness) -> None:
+    body = await h.gql(PROPERTY_PRESIGN, {"table": "photos", "prop": "image"})
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "include_content_type" in body["errors"][0]["message"]
+
+
+async def test_client_options_only_narrow(h: Harness) -> None:
+    narrowed = (
+        await h.ok(
+            IMAGE_PRESIGN, {"table": "photos", "prop": "image", "type": "image/png", "len": {"gte": 2, "lte": 100}}
+        )
+    )["image_presign_url"]
+    assert narrowed["max_size"] == 100 * 1024
+    widened = (
+        await h.ok(IMAGE_PRESIGN, {"table": "photos", "prop": "image", "type": "image/png", "len": {"lte": 999999}})
+    )["image_presign_url"]
+    assert widened["max_size"] == 10240 * 1024
+    assert await h.error_code(IMAGE_PRESIGN, {"table": "photos", "prop": "image", "type": "application/pdf"}) == (
+        "CONTENT_TYPE_NOT_ALLOWED"
+    )
+    assert (
+        await h.error_code(PROPERTY_PRESIGN, {"table": "documents", "prop": "resume", "presign": {"acl": "public"}})
+        == "FORBIDDEN"
+    )
+    assert (
+        await h.error_code(IMAGE_PRESIGN, {"table": "photos", "prop": "image", "len": {"gte": 200, "lte": 100}})
+        == "BAD_USER_INPUT"
+    )
+
+
+async def test_presign_type_mismatches(h: Harness) -> None:
+    assert await h.error_code(IMAGE_PRESIGN, {"table": "documents", "prop": "resume"}) == "PROPERTY_TYPE_MISMATCH"
+    assert await h.error_code(ATTACHMENT_PRESIGN, {"table": "photos", "prop": "image"}) == "PROPERTY_TYPE_MISMATCH"
+    assert await h.error_code(ATTACHMENT_PRESIGN, {"table": "photos", "prop": "caption"}) == "PROPERTY_TYPE_MISMATCH"
+    assert await h.error_code(IMAGE_PRESIGN, {"table": "nope", "prop": "image"}) == "TABLE_NOT_FOUND"
+    assert await h.error_code(IMAGE_PRESIGN, {"table": "photos", "prop": "nope"}) == "PROPERTY_NOT_FOUND"
+
+
+async def test_replacing_and_deleting_remove_objects(h: Harness) -> None:
+    first = await upload_photo(h, name="one.png")
+    created = (
+        await h.ok(RECORD_CREATE, {"table": "photos", "prop": "image", "props": [{"name": "image", "value": first}]})
+    )["record_create"]
+    first_key = created["upload"]["url"].split(f"/{h.bucket}/", 1)[1]
+    # Saving the same URL again into the same record property changes nothing.
+    again = (
+        await h.ok(RECORD_UPDATE, {"id": created["id"], "prop": "image", "props": [{"name": "image", "value": first}]})
+    )["record_update"]
+    assert again["upload"]["url"] == created["upload"]["url"]
+    assert len([k for k in await h.keys() if "/versions/" not in k]) == 1
+
+    second = await upload_photo(h, name="two.png")
+    updated = (
+        await h.ok(RECORD_UPDATE, {"id": created["id"], "prop": "image", "props": [{"name": "image", "value": second}]})
+    )["record_update"]
+    assert updated["upload"]["file_name"] == "two.png"
+    keys = await h.keys()
+    assert not any(k.startswith(first_key.rsplit("/", 1)[0]) for k in keys), keys
+
+    cleared = (
+        await h.ok(RECORD_UPDATE, {"id": created["id"], "prop": "image", "props": [{"name": "image", "value": None}]})
+    )["record_update"]
+    assert cleared["upload"] is None
+    assert await h.keys() == []
+
+    third = await upload_photo(h, name="three.png")
+    await h.ok(RECORD_UPDATE, {"id": created["id"], "prop": "image", "props": [{"name": "image", "value": third}]})
+    assert len(await h.keys()) == 1
+    deleted = (await h.ok(RECORD_DELETE, {"id": created["id"]}))["record_delete"]
+    assert deleted["id"] == created["id"]
+    assert await h.keys() == []
+    assert (await h.ok(RECORD, {"id": created["id"], "prop": "image"}))["record"] is None
+
+
+async def test_plain_properties_are_typed_and_validated(harness_factory: object, tmp_path: object) -> None:
+    import pathlib
+
+    folder = pathlib.Path(str(tmp_path)) / "schema"
+    folder.mkdir()
+    (folder / "things.yml").write_text(
+        "name: things\nproperties:\n"
+        "  - {name: n, type: integer}\n  - {name: f, type: float}\n  - {name: b, type: boolean}\n"
+        "  - {name: d, type: datetime}\n  - {name: a, type: array}\n  - {name: s, type: string}\n"
+    )
+    h: Harness = await harness_factory(SCHEMA_DIR=str(folder))  # type: ignore[operator]
+    query = """mutation($props: [PropertyInput!]) {
+      record_create(record: {table: "things", properties: $props}) {
+        id properties n: property(name: "n") b: property(name: "b") a: property(name: "a") } }"""
+    props = [
+        {"name": "n", "value": "42"},
+        {"name": "f", "value": "1.5"},
+        {"name": "b", "value": "true"},
+        {"name": "d", "value": "2026-01-31T12:00:00Z"},
+        {"name": "a", "value": '[1, "x"]'},
+        {"name": "s", "value": "é"},
+    ]
+    created = (await h.ok(query, {"props": props}))["record_create"]
+    assert created["properties"] == {
+        "n": 42,
+        "f": 1.5,
+        "b": True,
+        "d": "2026-01-31T12:00:00+00:00",
+        "a": [1, "x"],
+        "s": "é",
+    }
+    assert (created["n"], created["b"], created["a"]) == ("42", "true", '[1, "x"]')
+    for bad in (
+        {"name": "n", "value": "4.2"},
+        {"name": "f", "value": "nan"},
+        {"name": "b", "value": "yes"},
+        {"name": "d", "value": "yesterday"},
+        {"name": "a", "value": "{}"},
+    ):
+        assert await h.error_code(query, {"props": [bad]}) == "BAD_USER_INPUT", bad
+    assert await h.error_code(query, {"props": [{"name": "zzz", "value": "1"}]}) == "PROPERTY_NOT_FOUND"
+    assert await h.error_code(query, {"props": [{"name": "n", "value": "1"}, {"name": "n", "value": "2"}]}) == (
+        "BAD_USER_INPUT"
+    )
+
+
+async def test_records_paging_and_filter(h: Harness) -> None:
+    ids = []
+    for i in range(5):
+        url = await upload_photo(h, name=f"p{i}.png")
+        created = await h.ok(
+            RECORD_CREATE,
+            {
+                "table": "photos",
+                "prop": "image",
+                "props": [{"name": "caption", "value": str(i)}, {"name": "image", "value": url}],
+            },
+        )
+        ids.append(created["record_create"]["id"])
+    page1 = (await h.ok(RECORDS, {"table": "photos", "page": 1, "per_page": 2, "prop": "image"}))["records"]
+    assert page1["total_entries"] == 5 and page1["total_pages"] == 3 and page1["has_next_page"] is True
+    assert [r["properties"]["caption"] for r in page1["results"]] == ["4", "3"]
+    assert all(r["upload"]["url"] for r in page1["results"])
+    page3 = (await h.ok(RECORDS, {"table": "photos", "page": 3, "per_page": 2, "prop": "image"}))["records"]
+    assert [r["properties"]["caption"] for r in page3["results"]] == ["0"] and page3["has_next_page"] is False
+    some = (await h.ok(RECORDS, {"table": "photos", "ids": ids[:2], "prop": "image"}))["records"]
+    assert sorted(r["id"] for r in some["results"]) == sorted(ids[:2])
+    for variables in ({"page": 0}, {"per_page": 0}, {"per_page": 101}, {"ids": ["x"]}):
+        assert await h.error_code(RECORDS, {"table": "photos", "prop": "image", **variables}) == "BAD_USER_INPUT"
+    assert await h.error_code(RECORDS, {"table": "nope", "prop": "image"}) == "TABLE_NOT_FOUND"
+
+
+async def test_tables_query_exposes_effective_options(h: Harness) -> None:
+    tables = {t["name"]: t for t in (await h.ok(TABLES))["tables"]}
+    assert set(tables) >= {"documents", "photos"}
+    resume = next(p for p in tables["documents"]["properties"] if p["name"] == "resume")
+    assert resume["type"] == "attachment"
+    assert resume["options"]["acl"] == "private"
+    assert resume["options"]["content_length"] == {"gte": 1, "lte": 5120}
+    assert "application/pdf" in resume["options"]["content_types"]
+    image = next(p for p in tables["photos"]["properties"] if p["name"] == "image")
+    assert image["options"]["acl"] == "public" and image["options"]["content_disposition"] == "inline"
+    assert [v["name"] for v in image["options"]["versions"]] == ["thumb", "medium", "large"]
+    assert image["options"]["versions"][0]["output"]["quality"] == 80
+
+
+async def test_health_endpoints(h: Harness) -> None:
+    assert (await h.http.get("/healthz")).json() == {"status": "ok"}
+    ready = await h.http.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "storage": "ok"}
