@@ -151,6 +151,9 @@ class StorageUrls:
             matched = [p for h, p in self._prefixes() if h == host and parts.path.startswith(p)]
             if not matched:
                 raise ForeignUpload(f"{host} is not this server's storage or CDN; upload through a presigned URL first")
-            key = unquote(parts.path[len(max(matched, key=len)) :], errors="strict")
+            try:
+                key = unquote(parts.path[len(max(matched, key=len)) :], errors="strict")
+            except UnicodeDecodeError:
+                raise BadUserInput("the URL's path is not valid percent-encoded UTF-8") from None
         parse_key(key)
         return key

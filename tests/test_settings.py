@@ -1,0 +1,34 @@
+"""Settings fail loudly with the variable's name; secrets never print."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.settings import Settings, SettingsError
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PRESIGN_EXPIRES_IN": "soon"}, "PRESIGN_EXPIRES_IN='soon' is not an integer"),
+        ({"PRESIGN_EXPIRES_IN": "10"}, "PRESIGN_EXPIRES_IN=10 is out of range"),
+        ({"PORT": "70000"}, "PORT=70000 is out of range"),
+        ({"S3_ENDPOINT_URL": "localhost:9000"}, "S3_ENDPOINT_URL='localhost:9000' must start with http"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL must be sqlite"),
+        ({"SCHEMA_DIR": "/nonexistent"}, "SCHEMA_DIR='/nonexistent' is not a directory"),
+        ({"DEBUG": "maybe"}, "DEBUG='maybe' is not a boolean"),
+        ({"S3_ADDRESSING_STYLE": "dns"}, "S3_ADDRESSING_STYLE='dns'"),
+    ],
+)
+def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env(env)
+    assert message in str(info.value)
+
+
+def test_defaults_and_secrets() -> None:
+    s = Settings.from_env({"AWS_SECRET_ACCESS_KEY": "hunter2", "CORS_ORIGINS": "http://a.test/, http://b.test"})
+    assert s.presign_expires_in == 900 and s.s3_bucket == "uploads" and s.database_url.startswith("sqlite://")
+    assert s.cors_origins == ("http://a.test", "http://b.test")
+    assert "hunter2" not in repr(s) and "hunter2" not in str(s.s3_secret_access_key)
+    assert s.s3_secret_access_key.value == "hunter2"
