@@ -221,6 +221,8 @@ class Uploads:
         pdef = self.upload_property(table, prop, accepts)
         if not exact.file_name.strip() or len(exact.file_name) > 1024:
             raise BadUserInput("file_name must be a non-empty name of at most 1024 characters")
+        if exact.size < 0:
+            raise BadUserInput(f"size must be the file's length in bytes, got {exact.size}")
         if client.content_type and normalize_media_type(client.content_type) != normalize_media_type(
             exact.content_type
         ):
