@@ -15,7 +15,7 @@ import pytest
 
 from app.models import Upload
 from app.settings import ROOT
-from app.sweep import Sweeper, SweepSettings
+from app.sweep import Sweeper, SweepSettings, run_periodically
 from tests import files
 from tests.conftest import Harness, post_form, uploaded_key
 from tests.gql import ATTACHMENT_PRESIGN, IMAGE_PRESIGN, RECORD
@@ -142,3 +142,26 @@ async def test_python_m_app_sweep_runs_one_pass(h: Harness) -> None:
     assert proc.returncode == 0
     assert b"discarded=1" in out
     assert await h.keys() == []
+
+
+async def test_run_periodically_sweeps_until_cancelled(h: Harness) -> None:
+    presigned = (await h.ok(IMAGE_PRESIGN, {"table": "photos", "prop": "image", "type": "image/png"}))[
+        "image_presign_url"
+    ]
+    assert (await post_form(presigned, files.png(), "a.png", "image/png")).status_code == 201
+    key = uploaded_key(presigned, "a.png")
+    await h.ok(SAVE, record_vars("photos", "image", key))
+    await Upload.filter(key=key).update(status="discarded", record_id=None)
+
+    task = asyncio.create_task(run_periodically(h.app.state.services, 0.05))
+    try:
+        for _ in range(100):
+            if not await h.keys():
+                break
+            await asyncio.sleep(0.05)
+        assert await h.keys() == []
+        assert not task.done()  # still sweeping
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
