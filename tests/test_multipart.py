@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from app.multipart import MAX_PARTS, part_plan
 from tests.conftest import Harness
 from tests.large import (
     MIB,
@@ -134,6 +135,7 @@ async def test_wrong_etag_and_part_number_checks(big: Harness) -> None:
     ids = {"id": started["upload_id"], "key": started["key"]}
     assert code(await big.gql(MP_SIGN, ids | {"parts": [3]})) == "BAD_USER_INPUT"  # only 2 parts
     assert code(await big.gql(MP_SIGN, ids | {"parts": [0]})) == "BAD_USER_INPUT"
+    assert code(await big.gql(MP_SIGN, ids | {"parts": [1] * 101})) == "BAD_USER_INPUT"  # 100 per call
     assert code(await big.gql(MP_LIST, ids | {"id": "another-upload-id"})) == "FOREIGN_UPLOAD"
     # Nothing was assembled by the failed attempts; the right ETags still complete it.
     done = (await complete(big, started, etags))["data"]["multipart_upload_complete"]
@@ -168,3 +170,19 @@ async def test_oversize_rejected_at_create_and_at_complete(big: Harness) -> None
     assert await big.keys() == []
     # Nor can the unfinished key be saved into a record.
     assert await big.error_code(SAVE, record_vars("videos", "clip", started["key"])) == "UPLOAD_NOT_FOUND"
+
+
+@pytest.mark.parametrize(
+    ("size", "plan"),
+    [
+        (5 * MIB, (5 * MIB, 1)),
+        (5 * MIB + 1, (5 * MIB, 2)),
+        (50_000 * MIB, (5 * MIB, 10_000)),
+        (50_000 * MIB + 1, (6 * MIB, 8334)),
+        (5 * 1024**4, (525 * MIB, 9987)),
+    ],
+)
+def test_part_plan_is_deterministic_and_within_s3_limits(size: int, plan: tuple[int, int]) -> None:
+    part_size, count = part_plan(size)
+    assert (part_size, count) == plan
+    assert count <= MAX_PARTS and part_size >= 5 * MIB and (count - 1) * part_size < size <= count * part_size
