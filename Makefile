@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Reinstall whenever pyproject.toml changes.
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test install lint schema migration clean
+.PHONY: run test install lint schema migration clean sweep
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ schema: install
 # After changing app/models.py: write a migration (see README, "Migrations").
 migration: install
 	$(VENV)/bin/aerich -c aerich.ini migrate --name $(or $(NAME),change)
+
+# One pass of the clean-up sweep (never-saved uploads, stale multipart uploads, discarded files).
+sweep: install
+	$(PY) -m app.sweep
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -23,6 +23,7 @@ from app.graphql.context import Context
 from app.graphql.schema import build_schema, convert_error
 from app.keys import StorageUrls
 from app.records import Records
+from app.rest import RestApi
 from app.settings import Settings
 from app.storage import Storage
 from app.tables import TableDef, load_tables
@@ -117,6 +118,7 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
             Route("/graphql", graphql, methods=["GET", "POST", "OPTIONS"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            *RestApi(services.uploads, services.records).routes(),
         ],
         middleware=middleware,
         lifespan=lifespan,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from app.errors import BadUserInput, ContentTypeNotAllowed, Forbidden
+from app.errors import BadUserInput, ContentTypeNotAllowed, Forbidden, UploadTooLarge, UploadTooSmall
 from app.tables import KIB, SINGLE_UPLOAD_MAX, UploadOptions, content_type_matches, is_active_content
 
 _MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
@@ -165,3 +167,41 @@ def post_fields_and_conditions(
             "(and send the file's type as Content-Type) or name the type in presign_url.content_type"
         )
     return fields, conditions
+
+
+def checked_checksum_sha256(value: str | None) -> str | None:
+    """A client's SHA-256 as S3's `x-amz-checksum-sha256` wants it: base64 of the 32-byte digest."""
+    if value is None:
+        return None
+    try:
+        digest = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        digest = b""
+    if len(digest) != 32:
+        raise BadUserInput("checksum_sha256 must be the base64 of the file's 32-byte SHA-256 digest (44 characters)")
+    return base64.b64encode(digest).decode()
+
+
+def check_declared_size(limits: UploadLimits, size: int) -> None:
+    """A size the client declares up front (PUT, multipart) must already fit the limits."""
+    if size > limits.max_size:
+        raise UploadTooLarge(f"the file is {size} bytes; the limit is {limits.max_size} bytes")
+    if size < limits.min_size:
+        raise UploadTooSmall(f"the file is {size} bytes; the minimum is {limits.min_size} bytes")
+
+
+def put_headers(limits: UploadLimits, file_name: str, size: int, checksum_sha256: str | None) -> dict[str, str]:
+    """Every header a presigned PUT signs, hence every header the client must send as is: the
+    exact type and length, and the object's ACL, disposition and caching."""
+    assert limits.declared_content_type is not None, "a PUT always signs an exact type"
+    headers = {
+        "Content-Type": limits.declared_content_type,
+        "Content-Length": str(size),
+        "Content-Disposition": disposition_header(limits.disposition, file_name),
+        "x-amz-acl": S3_ACL[limits.acl],
+    }
+    if limits.cache_control:
+        headers["Cache-Control"] = limits.cache_control
+    if checksum_sha256:
+        headers["x-amz-checksum-sha256"] = checksum_sha256
+    return headers

@@ -32,6 +32,23 @@ class ObjectHead:
     content_disposition: str | None
     etag: str
     last_modified: datetime
+    checksum_sha256: str | None = None  # base64, only when asked for and storage keeps one
+
+
+@dataclass(frozen=True)
+class StoredPart:
+    part_number: int
+    etag: str
+    size: int
+
+
+class MultipartRejected(Exception):
+    """Storage refused to complete a multipart upload; `code` is S3's error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 def _client_error_code(exc: ClientError) -> str:
@@ -160,10 +177,14 @@ class Storage:
         url = await self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
         return self._public(url)
 
-    async def head(self, key: str) -> ObjectHead | None:
-        """The object's size and type as storage knows them; None when there is no such object."""
+    async def head(self, key: str, *, checksum: bool = False) -> ObjectHead | None:
+        """The object's size and type as storage knows them; None when there is no such object.
+        With `checksum`, storage is asked for the SHA-256 it stored with the object (if any)."""
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if checksum:
+            kwargs["ChecksumMode"] = "ENABLED"
         try:
-            r = await self.client.head_object(Bucket=self.bucket, Key=key)
+            r = await self.client.head_object(**kwargs)
         except ClientError as exc:
             if _client_error_code(exc) in _MISSING:
                 return None
@@ -176,6 +197,7 @@ class Storage:
             content_disposition=r.get("ContentDisposition"),
             etag=str(r.get("ETag", "")).strip('"'),
             last_modified=r["LastModified"],
+            checksum_sha256=r.get("ChecksumSHA256") or None,
         )
 
     async def read_range(self, key: str, length: int) -> bytes:
@@ -242,6 +264,92 @@ class Storage:
         except (TimeoutError, ClientError, BotoCoreError, OSError) as exc:
             raise _translate(exc, "list") from exc
         return keys
+
+    # -- multipart ---------------------------------------------------------------------------
+    async def create_multipart_upload(
+        self,
+        key: str,
+        *,
+        content_type: str,
+        content_disposition: str,
+        cache_control: str | None,
+        acl: str,
+    ) -> str:
+        """Start a multipart upload; the object's headers are fixed here, by the server."""
+        kwargs: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "ContentType": content_type,
+            "ContentDisposition": content_disposition,
+            "ACL": acl,
+        }
+        if cache_control:
+            kwargs["CacheControl"] = cache_control
+        try:
+            r = await self.client.create_multipart_upload(**kwargs)
+        except (TimeoutError, ClientError, BotoCoreError, OSError) as exc:
+            raise _translate(exc, "create multipart upload") from exc
+        return str(r["UploadId"])
+
+    async def presign_upload_part(self, key: str, upload_id: str, part_number: int, expires_in: int) -> str:
+        """A PUT URL for one part. Local computation only."""
+        params = {"Bucket": self.bucket, "Key": key, "UploadId": upload_id, "PartNumber": part_number}
+        try:
+            url = await self.client.generate_presigned_url("upload_part", Params=params, ExpiresIn=expires_in)
+        except BotoCoreError as exc:
+            raise _translate(exc, "presign") from exc
+        return self._public(url)
+
+    async def list_parts(self, key: str, upload_id: str) -> list[StoredPart] | None:
+        """Every part stored so far (all pages); None when the multipart upload does not exist."""
+        parts: list[StoredPart] = []
+        marker = 0
+        try:
+            while True:
+                r = await self.client.list_parts(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, MaxParts=1000, PartNumberMarker=marker
+                )
+                page = r.get("Parts", [])
+                parts += [StoredPart(int(p["PartNumber"]), str(p["ETag"]).strip('"'), int(p["Size"])) for p in page]
+                if not r.get("IsTruncated") or not page:
+                    break
+                marker = int(r.get("NextPartNumberMarker") or page[-1]["PartNumber"])
+        except ClientError as exc:
+            if _client_error_code(exc) in _MISSING:
+                return None
+            raise _translate(exc, "list parts") from exc
+        except (TimeoutError, BotoCoreError, OSError) as exc:
+            raise _translate(exc, "list parts") from exc
+        return parts
+
+    async def complete_multipart_upload(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        """Assemble the parts. A refusal by storage (missing upload, wrong ETag, part too small)
+        is MultipartRejected with S3's code; the use case decides what the client is told."""
+        body = {"Parts": [{"PartNumber": n, "ETag": f'"{etag}"'} for n, etag in parts]}
+        try:
+            await self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload=body
+            )
+        except ClientError as exc:
+            code = _client_error_code(exc)
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            if 400 <= status < 500 and code:
+                raise MultipartRejected(code, str(exc.response.get("Error", {}).get("Message", code))) from exc
+            raise _translate(exc, "complete multipart upload") from exc
+        except (TimeoutError, BotoCoreError, OSError) as exc:
+            raise _translate(exc, "complete multipart upload") from exc
+
+    async def abort_multipart_upload(self, key: str, upload_id: str) -> bool:
+        """Abort and free the parts; False when there was no such upload (already gone)."""
+        try:
+            await self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if _client_error_code(exc) in _MISSING:
+                return False
+            raise _translate(exc, "abort multipart upload") from exc
+        except (TimeoutError, BotoCoreError, OSError) as exc:
+            raise _translate(exc, "abort multipart upload") from exc
+        return True
 
     async def ping(self) -> None:
         try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,11 +30,21 @@ from app.errors import (
 )
 from app.keys import FILENAME_VAR, StorageUrls, extension_of, key_prefix, new_token, parse_key, sanitize_file_name
 from app.models import Upload, UploadVersion
-from app.policy import ClientOptions, UploadLimits, disposition_header, narrow, post_fields_and_conditions
+from app.policy import (
+    ClientOptions,
+    UploadLimits,
+    check_declared_size,
+    checked_checksum_sha256,
+    disposition_header,
+    narrow,
+    normalize_media_type,
+    post_fields_and_conditions,
+    put_headers,
+)
 from app.settings import Settings
 from app.sniff import SNIFF_BYTES, content_matches
 from app.storage import ObjectHead, Storage
-from app.tables import PropertyDef, TableDef, is_active_content
+from app.tables import SINGLE_UPLOAD_MAX, PropertyDef, TableDef, is_active_content
 from app.version_spec import VersionSpec
 
 log = logging.getLogger(__name__)
@@ -71,6 +81,27 @@ class PresignedUpload:
     max_size: int
     content_types: list[str]
     headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExactUpload:
+    """A file the client describes up front (presigned PUT, multipart): name, exact type and size."""
+
+    file_name: str
+    content_type: str
+    size: int
+    checksum_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class IssuedExact:
+    """The server-side half of an exact upload: its key, limits and the headers the object gets."""
+
+    token: str
+    key: str
+    file_name: str
+    limits: UploadLimits
+    headers: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -175,6 +206,75 @@ class Uploads:
             else list(limits.content_types),
         )
 
+    def prepare_exact(
+        self,
+        table: str,
+        prop: str,
+        accepts: Iterable[str],
+        client: ClientOptions,
+        exact: ExactUpload,
+        *,
+        max_allowed: int = SINGLE_UPLOAD_MAX,
+    ) -> IssuedExact:
+        """Checks shared by presigned PUT and multipart: the property, its limits narrowed by the
+        client, the declared type (exact) and size (inside the limits), and a server-made key."""
+        pdef = self.upload_property(table, prop, accepts)
+        if not exact.file_name.strip() or len(exact.file_name) > 1024:
+            raise BadUserInput("file_name must be a non-empty name of at most 1024 characters")
+        if exact.size < 0:
+            raise BadUserInput(f"size must be the file's length in bytes, got {exact.size}")
+        if client.content_type and normalize_media_type(client.content_type) != normalize_media_type(
+            exact.content_type
+        ):
+            raise BadUserInput("presign_url.content_type must be the file's content_type when both are given")
+        if pdef.type == "image" and not exact.content_type.lower().startswith("image/"):
+            raise ContentTypeNotAllowed(
+                f"{table}.{prop} is an image property; {exact.content_type[:100]} is not an image"
+            )
+        limits = narrow(
+            pdef.upload_options(), replace(client, content_type=exact.content_type), max_allowed=max_allowed
+        )
+        check_declared_size(limits, exact.size)
+        checksum = checked_checksum_sha256(exact.checksum_sha256)
+        safe_name = sanitize_file_name(exact.file_name)
+        token = new_token()
+        key = key_prefix(table, prop, token) + safe_name
+        return IssuedExact(token, key, safe_name, limits, put_headers(limits, safe_name, exact.size, checksum))
+
+    async def presign_put(
+        self, caller: Caller, table: str, prop: str, accepts: Iterable[str], client: ClientOptions, put: ExactUpload
+    ) -> PresignedUpload:
+        """A presigned PUT: exact key, type and length (and checksum) are signed, so storage
+        refuses any other file; the same limits and verified save as a POST apply."""
+        issued = self.prepare_exact(table, prop, accepts, client, put)
+        expires_in = self.settings.presign_expires_in
+        expires_at = self.clock().replace(microsecond=0) + timedelta(seconds=expires_in)
+        upload_url = await self.storage.presign_put(issued.key, issued.headers, expires_in)
+        await self._record_issue(
+            caller,
+            table,
+            prop,
+            issued.token,
+            "put",
+            issued.key,
+            issued.limits,
+            expires_at,
+            issued.file_name,
+            declared_size=put.size,
+            checksum_sha256=issued.headers.get("x-amz-checksum-sha256"),
+        )
+        return PresignedUpload(
+            upload_url=upload_url,
+            payload={},
+            method="PUT",
+            key=issued.key,
+            url=self.urls.public_object_url(issued.key),
+            expires_at=expires_at,
+            max_size=issued.limits.max_size,
+            content_types=[put.content_type.split(";", 1)[0].strip().lower()],
+            headers=issued.headers,
+        )
+
     async def _record_issue(
         self,
         caller: Caller,
@@ -239,7 +339,7 @@ class Uploads:
         now = self.clock()
         if now > upload.expires_at + self.confirm_grace:
             raise UploadExpired(f"the upload expired at {upload.expires_at.isoformat()}; presign and upload again")
-        head = await self.storage.head(key)
+        head = await self.storage.head(key, checksum=upload.checksum_sha256 is not None)
         if head is None:
             raise UploadNotFound("no file was found in storage at this key; upload it before saving")
         try:
@@ -255,6 +355,13 @@ class Uploads:
             raise UploadExpired("the file was stored after its upload had expired; presign and upload again")
         if head.size > upload.max_size:
             raise UploadTooLarge(f"the file is {head.size} bytes; the limit is {upload.max_size} bytes")
+        # PUT and multipart uploads declared their exact size and checksum: what storage holds
+        # must be that very file (moto, unlike S3, does not enforce the signed headers).
+        if upload.declared_size is not None and head.size != upload.declared_size:
+            error = UploadTooLarge if head.size > upload.declared_size else UploadTooSmall
+            raise error(f"the file is {head.size} bytes; the upload declared {upload.declared_size} bytes")
+        if upload.checksum_sha256 and head.checksum_sha256 and head.checksum_sha256 != upload.checksum_sha256:
+            raise ContentMismatch("the file's SHA-256 is not the declared checksum_sha256; upload the right file")
         if head.size < max(upload.min_size, 1 if pdef.type == "image" else 0):
             raise UploadTooSmall(f"the file is {head.size} bytes; the minimum is {upload.min_size} bytes")
         content_type = head.content_type.split(";", 1)[0].strip().lower()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import strawberry
 
+from app.graphql.scalars import BigInt
 from app.policy import ClientOptions
+from app.uploads import ExactUpload
 
 
 @strawberry.input
@@ -94,3 +96,22 @@ class RecordUpdateInput:
 class RecordFilter:
     table: str
     ids: list[strawberry.ID] | None = None
+
+
+@strawberry.input(description="A presigned PUT: the exact file, so its type and length (and checksum) are signed.")
+class PutUploadInput:
+    file_name: str
+    content_type: str
+    size: BigInt = strawberry.field(description="Exact length in bytes.")
+    checksum_sha256: str | None = strawberry.field(
+        default=None, description="Base64 of the file's SHA-256; storage then refuses any other bytes."
+    )
+
+    def exact(self) -> ExactUpload:
+        return ExactUpload(self.file_name, self.content_type, int(self.size), self.checksum_sha256)
+
+
+@strawberry.input
+class CompletedPartInput:
+    part_number: int
+    etag: str

@@ -16,10 +16,12 @@ from app.graphql.inputs import (
     ImagePresignUrlInput,
     PresignUrl,
     PropertyInput,
+    PutUploadInput,
     RecordFilter,
     RecordInput,
     RecordUpdateInput,
 )
+from app.graphql.multipart import MultipartMutation
 from app.graphql.scalars import SCALARS
 from app.graphql.types import PresignedUploadUrl, Record, RecordCollection, Table
 
@@ -52,7 +54,7 @@ class Query:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(MultipartMutation):
     @strawberry.mutation(description="Presign a form upload into an attachment (or upload) property.")
     async def attachment_presign_url(self, info: Info, options: AttachmentPresignUrlInput) -> PresignedUploadUrl:
         ctx = info.context
@@ -87,9 +89,15 @@ class Mutation:
         property_name: str,
         include_content_type: bool | None = False,
         presign_url: PresignUrl | None = None,
+        put: PutUploadInput | None = None,
     ) -> PresignedUploadUrl:
         ctx = info.context
         options = (presign_url or PresignUrl()).client_options()
+        if put is not None:
+            presigned = await ctx.uploads.presign_put(
+                ctx.caller, table, property_name, ("attachment", "image", "upload"), options, put.exact()
+            )
+            return PresignedUploadUrl.from_domain(presigned)
         result = await ctx.uploads.presign_post(
             ctx.caller,
             table,
