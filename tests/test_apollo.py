@@ -38,4 +38,5 @@ def test_apollo_client_flow_and_error_codes(node: str, live_server: LiveServer) 
     assert run.returncode == 0, f"apollo_flow.mjs failed:\n{run.stdout}\n{run.stderr}\nserver log:\n{live_server.log()}"
     summary = json.loads(run.stdout.strip().splitlines()[-1])
     assert summary["ok"] is True
-    assert summary["steps"] == ["tables", "image_presign_url", "POST to storage", "record_create", "versions", "error codes"]
+    steps = ["tables", "image_presign_url", "POST to storage", "record_create", "versions", "error codes"]
+    assert summary["steps"] == steps

@@ -130,8 +130,10 @@ function targetFor(file) {
       "CONTENT_TYPE_NOT_ALLOWED");
   }
   if (l && l.maxBytes !== null && file.size > l.maxBytes) {
-    throw new UploadError(`This file is too large (${formatSize(file.size)}); the limit is ` +
-      `${formatSize(l.maxBytes)}.`, "UPLOAD_TOO_LARGE");
+    // Just over the limit both round to the same figure: then say it in bytes.
+    const [size, max] = formatSize(file.size) === formatSize(l.maxBytes)
+      ? [`${file.size} bytes`, `${l.maxBytes} bytes`] : [formatSize(file.size), formatSize(l.maxBytes)];
+    throw new UploadError(`This file is too large (${size}); the limit is ${max}.`, "UPLOAD_TOO_LARGE");
   }
   if (l && file.size < l.minBytes) {
     throw new UploadError(`This file is too small (${formatSize(file.size)}); the minimum is ` +
@@ -154,6 +156,8 @@ function queueItem(file) {
       message.textContent = text;
       item.classList.remove("error", "done");
       if (state) item.classList.add(state);
+      // A file refused before any byte was sent has no progress to show.
+      progress.hidden = state === "error" && progress.value === 0;
     },
     progress(fraction) {
       progress.value = Math.round(fraction * 100);
