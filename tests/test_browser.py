@@ -220,3 +220,30 @@ def test_graphiql_editor_runs_the_example(page: object, live_server: LiveServer)
     if menu.count():
         menu.click()
     playwright_api.expect(page.locator(".graphiql-response")).to_contain_text('"tables"')  # type: ignore[attr-defined]
+
+
+def test_drop_zone_works_from_the_keyboard_and_by_dropping(page: object, live_server: LiveServer) -> None:
+    expect = playwright_api.expect
+    open_demo(page, live_server)
+    # Tab from the top: the GraphiQL link, then the file picker, whose focus ring shows on the zone.
+    page.keyboard.press("Tab")  # type: ignore[attr-defined]
+    page.keyboard.press("Tab")  # type: ignore[attr-defined]
+    assert page.evaluate("() => document.activeElement.id") == "file-input"  # type: ignore[attr-defined]
+    outline = page.eval_on_selector("#dropzone", "z => getComputedStyle(z).outlineStyle")  # type: ignore[attr-defined]
+    assert outline == "solid"
+    with page.expect_file_chooser() as chooser_info:  # type: ignore[attr-defined]
+        page.keyboard.press("Space")  # type: ignore[attr-defined]
+    chooser_info.value.set_files([{"name": "typed.txt", "mimeType": "text/plain", "buffer": b"x" * 2048}])
+    expect(page.locator("#queue li").filter(has_text="typed.txt")).to_contain_text("(CONTENT_TYPE_NOT_ALLOWED)")  # type: ignore[attr-defined]
+
+    # A file dropped on the zone goes the same way.
+    page.evaluate(  # type: ignore[attr-defined]
+        """() => {
+          const data = new DataTransfer();
+          const svg = "<svg xmlns='http://www.w3.org/2000/svg'/>";
+          data.items.add(new File([svg], "dropped.svg", {type: "image/svg+xml"}));
+          document.getElementById("dropzone").dispatchEvent(new DragEvent("drop", {dataTransfer: data, bubbles: true}));
+        }"""
+    )
+    dropped = page.locator("#queue li").filter(has_text="dropped.svg")  # type: ignore[attr-defined]
+    expect(dropped).to_contain_text("This file type (image/svg+xml) is not accepted.")
