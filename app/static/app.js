@@ -288,6 +288,8 @@ function documentItem(record) {
 
 let lastPhotos = "";
 let pollTimer = null;
+// Poll quickly while versions are being built, slower the longer nothing changes (a stopped worker).
+let pollDelay = POLL_MS;
 
 async function refreshPhotos() {
   clearTimeout(pollTimer);
@@ -308,11 +310,15 @@ async function refreshPhotos() {
   if (snapshot !== lastPhotos) {
     // Only re-render on change, so polling does not reload images or move keyboard focus.
     lastPhotos = snapshot;
+    pollDelay = POLL_MS;
     document.getElementById("photos").replaceChildren(...results.map(photoItem));
   }
   status.textContent = total === 0 ? "No photos yet." : `${total} photo${total === 1 ? "" : "s"}` +
     (pending.length ? `; ${pending.length} version${pending.length === 1 ? "" : "s"} still being generated.` : ".");
-  if (pending.length) pollTimer = setTimeout(refreshPhotos, POLL_MS);
+  if (pending.length) {
+    pollTimer = setTimeout(refreshPhotos, pollDelay);
+    pollDelay = Math.min(pollDelay * 1.5, 15000);
+  }
 }
 
 async function refreshDocuments() {
