@@ -239,7 +239,7 @@ async function uploadOne(file) {
 // ---- records -----------------------------------------------------------------------------------
 
 const VERSION_WORDS = {
-  pending: "pending: being generated in the background",
+  pending: "pending: being generated",
   ready: "ready",
   failed: "failed",
 };
@@ -251,7 +251,7 @@ function versionItem(v) {
   const item = el("li", { "data-version": v.name, "data-status": v.status },
     el("strong", { text: v.name }), el("span", { className: `badge ${v.status}`, text: words }));
   if (v.status === "ready" && v.url) {
-    item.append(el("a", { href: v.url, text: "open" }));
+    item.append(el("a", { href: v.url, text: "open", "aria-label": `Open the ${v.name} version` }));
     if (v.name === "thumb") {
       item.append(el("img", { src: v.url, alt: `${v.name} version`, className: "thumb-preview", "data-version-img": v.name }));
     }
