@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Reinstall whenever pyproject.toml changes.
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test install lint schema migration clean sweep
+.PHONY: run test test-deps install lint schema migration clean sweep
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +25,22 @@ run: install
 # The suite on SQLite, then the database tests again on PostgreSQL (127.0.0.1:5432, database
 # `test`; skipped locally when it is not running, required when CI is set). Exit code 5 (nothing
 # collected) is not a failure of a pass that selects a subset.
-test: install lint
+test: install lint test-deps
 	$(PY) -m pytest
 	TEST_DATABASE=postgres $(PY) -m pytest -m db || [ $$? -eq 5 ]
+
+# What the browser and Apollo tests need besides Python: Debian's Chromium (driven by Playwright,
+# whose own browser download is never used) and the npm packages of tests/js, pinned by its lock file.
+test-deps: tests/js/node_modules/.package-lock.json
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	else echo "test-deps: /usr/bin/chromium is missing and we are not root: run" \
+		"'sudo apt-get install -y chromium' (the browser tests fail without it)" >&2; fi
+
+# Reinstalled only when the lock file changes (npm writes node_modules/.package-lock.json).
+tests/js/node_modules/.package-lock.json: tests/js/package-lock.json
+	@if command -v npm >/dev/null; then cd tests/js && npm ci --no-audit --no-fund && touch node_modules/.package-lock.json; \
+	else echo "test-deps: npm is missing: install Node.js 20+ (the Apollo test fails without it)" >&2; fi
 
 lint: install
 	$(VENV)/bin/ruff check app tests bench

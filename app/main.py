@@ -11,25 +11,30 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from app import db
 from app.errors import AppError
+from app.graphiql import graphiql_html
 from app.graphql.context import Context
 from app.graphql.schema import build_schema, convert_error
 from app.keys import StorageUrls
 from app.records import Records
 from app.rest import RestApi
-from app.settings import Settings
+from app.settings import ROOT, Settings
 from app.storage import Storage
 from app.tables import TableDef, load_tables
 from app.uploads import ANONYMOUS, Uploads
 
 log = logging.getLogger("app")
+
+# The demo upload page: plain files, no build step.
+STATIC_DIR = ROOT / "app" / "static"
 
 
 class Services:
@@ -60,6 +65,10 @@ class GraphQLApp(GraphQL[Context, None]):
             result.errors = [convert_error(e, debug=debug) for e in result.errors]
         return await super().process_result(request, result)
 
+    @property
+    def graphql_ide_html(self) -> str:
+        return graphiql_html()
+
     async def get_context(self, request: Request, response: Response | None) -> Context:  # type: ignore[override]
         s = self.services
         return Context(request=request, response=response, uploads=s.uploads, records=s.records, caller=ANONYMOUS)
@@ -83,6 +92,9 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
+
+    async def demo_page(request: Request) -> Response:
+        return FileResponse(STATIC_DIR / "index.html")
 
     async def readyz(request: Request) -> Response:
         checks: dict[str, str] = {}
@@ -119,6 +131,8 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             *RestApi(services.uploads, services.records).routes(),
+            Route("/", demo_page),
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         middleware=middleware,
         lifespan=lifespan,

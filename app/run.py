@@ -97,6 +97,15 @@ def prepare_environment(env: dict[str, str]) -> Embedded | None:
     return embedded
 
 
+def page_origins(settings: Settings) -> tuple[str, ...]:
+    """Origins the demo page is served from, which upload straight to the bucket: the configured
+    host, and its loopback aliases since a browser may open either name."""
+    hosts = [settings.host]
+    if settings.host in ("127.0.0.1", "localhost", "0.0.0.0"):
+        hosts += ["127.0.0.1", "localhost"]
+    return tuple(dict.fromkeys(f"http://{h}:{settings.port}" for h in hosts))
+
+
 async def prepare_storage(settings: Settings) -> None:
     from app.keys import StorageUrls
     from app.storage import Storage
@@ -104,7 +113,7 @@ async def prepare_storage(settings: Settings) -> None:
     storage = Storage(settings, StorageUrls(settings.s3_bucket, settings.s3_region, settings.s3_endpoint_url))
     await storage.start()
     try:
-        origins = settings.cors_origins or (f"http://{settings.host}:{settings.port}",)
+        origins = (*page_origins(settings), *settings.cors_origins)
         await storage.ensure_bucket(origins)
     finally:
         await storage.close()
@@ -146,7 +155,8 @@ def serve(settings: Settings, embedded: Embedded | None) -> None:
     base = f"http://{settings.host}:{settings.port}"
     storage = f"embedded (moto) at {embedded.url}, in memory" if embedded else settings.s3_endpoint_url or "AWS S3"
     print(
-        f"\n  GraphQL API and GraphiQL: {base}/graphql\n"
+        f"\n  Demo upload page:         {base}/\n"
+        f"  GraphQL API and GraphiQL: {base}/graphql\n"
         f"  Health:                   {base}/healthz  {base}/readyz\n  Storage:                  {storage}, "
         f"bucket {settings.s3_bucket}\n",
         flush=True,

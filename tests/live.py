@@ -1,0 +1,77 @@
+"""The server as `make run` starts it (`python -m app.run`: embedded moto storage, migrations, uvicorn),
+in a subprocess on free ports, for the tests that need a real browser or a Node client."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.settings import ROOT
+from tests.conftest import free_port
+
+
+class LiveServer:
+    def __init__(self, base_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+        self.url = base_url
+        self.process = process
+        self.log_path = log_path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+
+def start_live_server(tmp: Path) -> LiveServer:
+    port, storage_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "STORAGE_PORT": str(storage_port),
+        "DATABASE_URL": f"sqlite://{tmp / 'live.sqlite3'}",
+        "LOG_LEVEL": "WARNING",
+    }
+    for name in ("S3_ENDPOINT_URL", "S3_BUCKET", "CORS_ORIGINS", "QUEUE_URL"):
+        env.pop(name, None)  # the embedded storage, exactly as a fresh `make run`
+    log_path = tmp / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    server = LiveServer(f"http://127.0.0.1:{port}", process, log_path)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"python -m app.run exited with {process.returncode}:\n{server.log()}")
+        try:
+            if httpx.get(server.url + "/readyz", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    stop_live_server(server)
+    raise RuntimeError(f"python -m app.run was not ready within 60 s:\n{server.log()}")
+
+
+def stop_live_server(server: LiveServer) -> None:
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGTERM)
+        try:
+            server.process.wait(15)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait(5)
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    server = start_live_server(tmp_path_factory.mktemp("live"))
+    yield server
+    stop_live_server(server)
