@@ -148,7 +148,17 @@ class Versions:
                 format=rendered.format,
             )
             built += 1
+        await self._drop_if_discarded(upload, [v.key for v in claimed])
         return Outcome(built=built, failed=failed)
+
+    async def _drop_if_discarded(self, upload: Upload, keys: list[str]) -> None:
+        """The record may have been replaced or deleted while we rendered. Its clean-up ran after its
+        commit; checking after our puts means either it saw our objects or we see its status."""
+        if not await Upload.filter(id=upload.id, status="attached").exists():
+            try:
+                await self.storage.delete(keys)
+            except AppError:
+                log.warning("could not delete versions of discarded upload %s; left in storage: %s", upload.id, keys)
 
     async def _transient(self, versions: Sequence[UploadVersion], reason: str) -> Outcome:
         """Storage trouble: retry later with backoff, unless a version has used up its attempts."""
