@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Reinstall whenever pyproject.toml changes.
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test test-deps install lint schema migration clean sweep
+.PHONY: run worker test test-deps install lint schema migration clean sweep
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ install: $(STAMP)
 
 run: install
 	$(PY) -m app.run
+
+# A standalone version worker (needs QUEUE_URL and the API's DATABASE_URL and storage settings).
+worker: install
+	$(PY) -m app.worker
 
 # The suite on SQLite, then the database tests again on PostgreSQL (127.0.0.1:5432, database
 # `test`; skipped locally when it is not running, required when CI is set). Exit code 5 (nothing

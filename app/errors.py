@@ -119,3 +119,9 @@ class TooManyRequests(AppError):
     """The caller exceeded a rate or pending-upload limit."""
 
     code, http_status = "TOO_MANY_REQUESTS", 429
+
+
+class QueueUnavailable(AppError):
+    """The job queue could not be reached or refused a request; retry later."""
+
+    code, http_status = "QUEUE_UNAVAILABLE", 503

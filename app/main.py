@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -24,12 +25,15 @@ from app.graphiql import graphiql_html
 from app.graphql.context import Context
 from app.graphql.schema import build_schema, convert_error
 from app.keys import StorageUrls
+from app.queue import Queue
 from app.records import Records
 from app.rest import RestApi
 from app.settings import ROOT, Settings
 from app.storage import Storage
 from app.tables import TableDef, load_tables
 from app.uploads import ANONYMOUS, Uploads
+from app.versions import Versions
+from app.worker import Worker, stop_gracefully
 
 log = logging.getLogger("app")
 
@@ -50,8 +54,14 @@ class Services:
             cdn_base_url=settings.cdn_base_url,
         )
         self.storage = Storage(settings, self.urls)
-        self.uploads = Uploads(settings, tables, self.storage, self.urls)
+        self.queue = Queue(settings, settings.queue_url) if settings.queue_url else None
+        self.uploads = Uploads(settings, tables, self.storage, self.urls, on_attached=self.queue_versions)
         self.records = Records(self.uploads)
+        self.versions = Versions(settings, tables, self.storage)
+
+    async def queue_versions(self, upload_ids: Sequence[int]) -> None:
+        if self.queue is not None:
+            await self.queue.send([str(i) for i in upload_ids])
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -83,9 +93,17 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
         orm = await db.connect(settings.database_url)
         try:
             await services.storage.start()
+            if services.queue is not None:
+                await services.queue.start()
+            worker = Worker(settings, services.versions, services.queue) if services.queue else None
+            task = asyncio.create_task(worker.run()) if worker and settings.run_worker else None
             try:
                 yield
             finally:
+                if worker is not None and task is not None:
+                    await stop_gracefully(worker, task)
+                if services.queue is not None:
+                    await services.queue.close()
                 await services.storage.close()
         finally:
             await db.disconnect(orm)

@@ -1,4 +1,5 @@
-"""`make run`: migrate, start embedded storage when none is configured, serve the API.
+"""`make run`: migrate, start embedded storage (and queue) when none is configured, serve the API
+with the version worker beside it.
 
 Embedded storage is a moto server (S3 over HTTP) in a child process. It keeps objects in memory, so
 with the default database the embedded run starts from a fresh SQLite file each time: records never
@@ -8,6 +9,7 @@ point at files that vanished with the previous run.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -89,6 +91,8 @@ def prepare_environment(env: dict[str, str]) -> Embedded | None:
     env.setdefault("AWS_ACCESS_KEY_ID", "testing")
     env.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     env["EMBEDDED_STORAGE"] = "true"
+    # The version worker runs beside the API unless RUN_WORKER says otherwise.
+    env.setdefault("RUN_WORKER", "true")
     if not env.get("DATABASE_URL"):
         path = ROOT / "var" / "embedded.sqlite3"
         for suffix in ("", "-wal", "-shm"):
@@ -119,6 +123,16 @@ async def prepare_storage(settings: Settings) -> None:
         await storage.close()
 
 
+def prepare_queue(settings: Settings, embedded: Embedded) -> Settings:
+    """Without QUEUE_URL, the embedded moto server is the queue too (SQS over HTTP, with a DLQ)."""
+    if settings.queue_url:
+        return settings
+    from app.queue import create_queue
+
+    url = asyncio.run(create_queue(settings, embedded.url, "versions"))
+    return dataclasses.replace(settings, queue_url=url)
+
+
 def main() -> None:
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -136,6 +150,9 @@ def main() -> None:
         )
         if embedded is not None:
             asyncio.run(prepare_storage(settings))
+            settings = prepare_queue(settings, embedded)
+        elif not settings.queue_url:
+            log.warning("QUEUE_URL is not set: image versions stay pending until a queue and a worker are configured")
         serve(settings, embedded)
     finally:
         if embedded is not None:
@@ -158,7 +175,8 @@ def serve(settings: Settings, embedded: Embedded | None) -> None:
         f"\n  Demo upload page:         {base}/\n"
         f"  GraphQL API and GraphiQL: {base}/graphql\n"
         f"  Health:                   {base}/healthz  {base}/readyz\n  Storage:                  {storage}, "
-        f"bucket {settings.s3_bucket}\n",
+        f"bucket {settings.s3_bucket}\n  Version queue:            {settings.queue_url or 'none'}"
+        f"{', worker running beside the API' if settings.queue_url and settings.run_worker else ''}\n",
         flush=True,
     )
     config = uvicorn.Config(

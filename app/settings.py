@@ -95,6 +95,14 @@ class Settings:
     port: int = 8000
     debug: bool = False
     embedded_storage: bool = False
+    # Image versions: the worker beside the API, leases, retries and the reconciler (README, "Image versions").
+    run_worker: bool = False
+    version_lease_seconds: int = 300
+    version_max_attempts: int = 5
+    version_retry_base_seconds: int = 30
+    queue_wait_seconds: int = 20
+    reconcile_interval: int = 60
+    reconcile_after: int = 120
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -133,4 +141,11 @@ class Settings:
             port=_int(env, "PORT", 8000, 1, 65535),
             debug=_bool(env, "DEBUG", False),
             embedded_storage=_bool(env, "EMBEDDED_STORAGE", False),
+            run_worker=_bool(env, "RUN_WORKER", False),
+            version_lease_seconds=_int(env, "VERSION_LEASE_SECONDS", 300, 1, 43200),
+            version_max_attempts=_int(env, "VERSION_MAX_ATTEMPTS", 5, 1, 100),
+            version_retry_base_seconds=_int(env, "VERSION_RETRY_BASE_SECONDS", 30, 0, 43200),
+            queue_wait_seconds=_int(env, "QUEUE_WAIT_SECONDS", 20, 0, 20),
+            reconcile_interval=_int(env, "RECONCILE_INTERVAL", 60, 1, 86400),
+            reconcile_after=_int(env, "RECONCILE_AFTER", 120, 0, 86400),
         )

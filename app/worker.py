@@ -1,0 +1,183 @@
+"""The version worker: receive upload ids from the queue, build their versions, and reconcile.
+
+    python -m app.worker        (make worker)  standalone; any number can run at once
+    RUN_WORKER=true             one runs inside the API process (make run sets it)
+
+Safety comes from the database, not from the queue: each version is claimed with a lease (see
+app/versions.py), so duplicate or redelivered messages and parallel workers are harmless. The
+reconciler re-sends the ids of uploads whose versions stay pending with no live lease, so a message
+lost between the commit and the queue, or a worker killed mid-job, never leaves a version pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+
+from app import db
+from app.errors import AppError
+from app.queue import Message, Queue
+from app.settings import Settings, SettingsError
+from app.storage import Storage
+from app.versions import Versions
+
+log = logging.getLogger(__name__)
+
+# On shutdown a job in progress gets this long to finish before it is cancelled (its leases are
+# then released and its message made visible again).
+SHUTDOWN_GRACE_SECONDS = 20.0
+_QUEUE_ERROR_PAUSE = 2.0
+
+
+class Worker:
+    def __init__(self, settings: Settings, versions: Versions, queue: Queue) -> None:
+        self.settings = settings
+        self.versions = versions
+        self.queue = queue
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        reconciler = asyncio.create_task(self._reconcile_forever())
+        try:
+            while not self._stop.is_set():
+                for message in await self._receive():
+                    if self._stop.is_set():
+                        await self._quietly(self.queue.retry_later(message, 0))
+                    else:
+                        await self.handle(message)
+        finally:
+            reconciler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reconciler
+
+    async def _until_stopped(self, coro: asyncio.Task[list[Message]]) -> bool:
+        """Wait for `coro` unless stop() comes first; True if it finished."""
+        stopper: asyncio.Task[object] = asyncio.create_task(self._stop.wait())
+        done, _ = await asyncio.wait([coro, stopper], return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if coro not in done:
+            coro.cancel()
+            with contextlib.suppress(asyncio.CancelledError, AppError):
+                await coro
+            return False
+        return True
+
+    async def _receive(self) -> list[Message]:
+        s = self.settings
+        task = asyncio.create_task(self.queue.receive(1, s.queue_wait_seconds, s.version_lease_seconds))
+        if not await self._until_stopped(task):
+            return []
+        try:
+            return task.result()
+        except AppError:
+            await self._pause(_QUEUE_ERROR_PAUSE)  # logged by the adapter; wait rather than spin
+            return []
+
+    async def handle(self, message: Message) -> None:
+        """One message: delete it when done, or make it visible again after a backoff."""
+        try:
+            upload_id = int(message.body)
+        except ValueError:
+            log.error("dropping malformed message %r", message.body[:100])
+            await self._quietly(self.queue.delete(message))
+            return
+        try:
+            outcome = await self.versions.process(upload_id)
+        except asyncio.CancelledError:
+            await self._quietly(self.queue.retry_later(message, 0))
+            raise
+        except Exception:  # the database or a bug: never let one job stop the loop
+            log.exception("upload %s: version job failed; it will be retried", upload_id)
+            await self._quietly(self.queue.retry_later(message, self.versions.backoff(message.receive_count)))
+            return
+        if outcome.retry_in is None:
+            log.info("upload %s: %d version(s) built, %d failed", upload_id, outcome.built, outcome.failed)
+            await self._quietly(self.queue.delete(message))
+        else:
+            await self._quietly(self.queue.retry_later(message, outcome.retry_in))
+
+    async def reconcile(self) -> int:
+        """Re-send the ids of uploads whose versions are stuck pending; returns how many."""
+        ids = await self.versions.stale_uploads()
+        if ids:
+            await self.queue.send([str(i) for i in ids])
+            log.info("reconciler re-queued %d upload(s)", len(ids))
+        return len(ids)
+
+    async def _reconcile_forever(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self.reconcile()
+            except Exception:  # the queue or database is down: try again next round
+                log.exception("reconciler round failed")
+            await self._pause(self.settings.reconcile_interval)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    @staticmethod
+    async def _quietly(call: object) -> None:
+        try:
+            await call  # type: ignore[misc]
+        except AppError:
+            pass  # logged by the adapter; the message reappears after its visibility timeout anyway
+
+
+async def stop_gracefully(worker: Worker, task: asyncio.Task[None]) -> None:
+    """Let the job in hand finish (up to the grace period), then cancel; leases are released either way."""
+    worker.stop()
+    try:
+        await asyncio.wait_for(asyncio.shield(task), SHUTDOWN_GRACE_SECONDS)
+    except TimeoutError:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def main(settings: Settings) -> None:
+    from app.keys import StorageUrls
+    from app.tables import load_tables
+
+    if not settings.queue_url:
+        raise SystemExit("QUEUE_URL is not set: the worker needs the queue that the API sends version jobs to")
+    tables = load_tables(settings.schema_dir)
+    urls = StorageUrls(settings.s3_bucket, settings.s3_region, settings.s3_endpoint_url)
+    storage = Storage(settings, urls)
+    queue = Queue(settings, settings.queue_url)
+    orm = await db.connect(settings.database_url)
+    await storage.start()
+    await queue.start()
+    try:
+        worker = Worker(settings, Versions(settings, tables, storage), queue)
+        task = asyncio.create_task(worker.run())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.stop)
+        log.info("worker %d listening on %s", os.getpid(), settings.queue_url)
+        await task
+    finally:
+        await queue.close()
+        await storage.close()
+        await db.disconnect(orm)
+
+
+def cli() -> None:
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise SystemExit(f"configuration error: {exc}") from None
+    asyncio.run(main(settings))
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,344 @@
+"""Image versions end to end: save through GraphQL, the real worker over moto's SQS and S3, read the
+versions back through GraphQL and decode the bytes that storage serves."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+import uuid
+import zlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from app.models import Upload, UploadVersion
+from app.queue import create_queue
+from app.settings import ROOT, Settings
+from app.worker import Worker, stop_gracefully
+from tests import files
+from tests.conftest import Harness, MotoServer, free_port
+from tests.gql import RECORD, RECORD_CREATE, RECORD_DELETE, RECORD_UPDATE
+from tests.test_flow import upload_photo
+
+FAST = {
+    "QUEUE_WAIT_SECONDS": 1,
+    "VERSION_LEASE_SECONDS": 3,
+    "VERSION_RETRY_BASE_SECONDS": 0,
+    "RECONCILE_INTERVAL": 1,
+    "RECONCILE_AFTER": 600,  # off unless a test turns it on
+}
+CREDS = Settings.from_env({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "S3_BUCKET": "q"})
+
+
+# --- images made here ---------------------------------------------------------------------
+
+
+def _noise(mode: str, size: tuple[int, int], seed: int = 1) -> Image.Image:
+    import random
+
+    w, h = size
+    return Image.frombytes(mode, size, random.Random(seed).randbytes(w * h * len(mode)))
+
+
+def jpeg_rotated() -> bytes:
+    """Stored 120x80 with EXIF orientation 6: upright it is 80x120."""
+    image = _noise("RGB", (120, 80))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "SecretCam"  # metadata that must not reach the versions
+    out = io.BytesIO()
+    image.save(out, "JPEG", exif=exif.tobytes())
+    return out.getvalue()
+
+
+def animated_gif() -> bytes:
+    frames = [_noise("RGB", (60, 40), seed).convert("P") for seed in (1, 2, 3)]
+    out = io.BytesIO()
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return out.getvalue()
+
+
+def png_bomb() -> bytes:
+    """A 2 KB PNG whose header declares 30000x30000 pixels."""
+    ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
+    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    idat = zlib.compress(b"\x00" * 4000)
+    idat_chunk = struct.pack(">I", len(idat)) + b"IDAT" + idat + struct.pack(">I", zlib.crc32(b"IDAT" + idat))
+    return files.padded(b"\x89PNG\r\n\x1a\n" + chunk + idat_chunk)
+
+
+def corrupt_jpeg() -> bytes:
+    return files.padded(b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF\x00" + bytes(range(256)) * 4)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def queue_url(moto: MotoServer) -> str:
+    return await create_queue(CREDS, moto.url, f"versions-{uuid.uuid4().hex[:8]}")
+
+
+@contextlib.asynccontextmanager
+async def running_worker(h: Harness) -> AsyncIterator[Worker]:
+    services = h.app.state.services
+    worker = Worker(services.settings, services.versions, services.queue)
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        await stop_gracefully(worker, task)
+
+
+async def save_image(h: Harness, data: bytes, name: str, ctype: str) -> dict[str, Any]:
+    url = await upload_photo(h, data, name, ctype)
+    props = [{"name": "image", "value": url}]
+    created: dict[str, Any] = (await h.ok(RECORD_CREATE, {"table": "photos", "prop": "image", "props": props}))[
+        "record_create"
+    ]
+    return created
+
+
+async def settled(h: Harness, record_id: str, within: float = 30) -> dict[str, Any]:
+    """The record's upload once no version is pending any more."""
+    deadline = time.monotonic() + within
+    while True:
+        upload: dict[str, Any] = (await h.ok(RECORD, {"id": record_id, "prop": "image"}))["record"]["upload"]
+        if all(v["status"] != "pending" for v in upload["version_details"]):
+            return upload
+        assert time.monotonic() < deadline, f"versions still pending: {upload['version_details']}"
+        await asyncio.sleep(0.1)
+
+
+async def fetch(url: str) -> httpx.Response:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(url)
+    assert response.status_code == 200, response.text
+    return response
+
+
+async def upload_id(record: dict[str, Any]) -> str:
+    """The queue message for a record's image: its upload id, as the API sends it."""
+    upload = await Upload.get(record_id=int(record["id"]), status="attached")
+    return str(upload.id)
+
+
+def details(upload: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {v["name"]: v for v in upload["version_details"]}
+
+
+# --- tests --------------------------------------------------------------------------------
+
+
+async def test_versions_of_real_images(harness_factory: Any, queue_url: str) -> None:
+    h = await harness_factory(QUEUE_URL=queue_url, **FAST)
+    saved = {
+        "jpeg": await save_image(h, jpeg_rotated(), "rotated.jpg", "image/jpeg"),
+        "png": await save_image(h, files.png(64, 48), "alpha.png", "image/png"),
+        "gif": await save_image(h, animated_gif(), "anim.gif", "image/gif"),
+        "bomb": await save_image(h, png_bomb(), "bomb.png", "image/png"),
+        "corrupt": await save_image(h, corrupt_jpeg(), "broken.jpg", "image/jpeg"),
+    }
+    assert all(v["status"] == "pending" for s in saved.values() for v in s["upload"]["version_details"])
+    async with running_worker(h):
+        done = {name: await settled(h, s["id"]) for name, s in saved.items()}
+
+    # JPEG with EXIF orientation 6: upright 80x120, metadata stripped.
+    jpeg = done["jpeg"]
+    assert (jpeg["width"], jpeg["height"]) == (80, 120)
+    v = details(jpeg)
+    assert {n: (d["status"], d["width"], d["height"], d["format"]) for n, d in v.items()} == {
+        "thumb": ("ready", 200, 200, "webp"),
+        "medium": ("ready", 800, 1200, "jpeg"),
+        "large": ("ready", 80, 120, "webp"),  # without_enlargement
+    }
+    large = await fetch(v["large"]["url"])
+    assert large.headers["content-type"] == "image/webp"
+    assert large.headers["cache-control"] == "max-age=315576000, public"
+    assert int(v["large"]["size"]) == len(large.content)
+    decoded = Image.open(io.BytesIO(large.content))
+    assert (decoded.format, decoded.size) == ("WEBP", (80, 120))
+    medium = await fetch(v["medium"]["url"])
+    decoded = Image.open(io.BytesIO(medium.content))
+    assert (decoded.format, decoded.size) == ("JPEG", (800, 1200))
+    assert b"SecretCam" not in medium.content and not decoded.getexif()
+    assert jpeg["versions"] == {name: d["url"] for name, d in v.items()}
+    url_query = 'query($id: ID!) { record(id: $id) { property_upload(name: "image") { url(version: "thumb") } } }'
+    thumb_url = (await h.ok(url_query, {"id": saved["jpeg"]["id"]}))["record"]["property_upload"]["url"]
+    assert thumb_url == v["thumb"]["url"] and thumb_url.endswith(".webp")
+
+    # PNG with alpha: WebP keeps transparency, JPEG is flattened.
+    v = details(done["png"])
+    thumb = Image.open(io.BytesIO((await fetch(v["thumb"]["url"])).content))
+    assert thumb.format == "WEBP" and thumb.mode == "RGBA" and thumb.size == (200, 200)
+    medium_png = Image.open(io.BytesIO((await fetch(v["medium"]["url"])).content))
+    assert medium_png.mode == "RGB" and medium_png.size == (800, 600)
+    assert (done["png"]["width"], done["png"]["height"]) == (64, 48)
+
+    # Animated GIF: the first frame, as a still.
+    v = details(done["gif"])
+    assert {d["status"] for d in v.values()} == {"ready"}
+    large_gif = Image.open(io.BytesIO((await fetch(v["large"]["url"])).content))
+    assert large_gif.size == (60, 40) and getattr(large_gif, "n_frames", 1) == 1
+
+    # Decompression bomb and corrupt file: failed, with the reason, and no URL.
+    for name, reason in (("bomb", "over the limit"), ("corrupt", "not a decodable image")):
+        for d in done[name]["version_details"]:
+            assert d["status"] == "failed" and reason in d["error"] and d["url"] is None
+        assert done[name]["versions"] == {}
+
+
+async def test_redelivered_job_is_harmless(harness_factory: Any, queue_url: str) -> None:
+    h = await harness_factory(QUEUE_URL=queue_url, **FAST)
+    created = await save_image(h, files.jpeg(), "a.jpg", "image/jpeg")
+    async with running_worker(h):
+        before = await settled(h, created["id"])
+        keys = [k for k in await h.keys() if "/versions/" in k]
+        stamps = {k: (await h.s3.head_object(Bucket=h.bucket, Key=k))["ETag"] for k in keys}
+        await h.app.state.services.queue.send([await upload_id(created)] * 2)
+        await asyncio.sleep(2.5)
+        after = await settled(h, created["id"])
+    assert after == before and len(keys) == 3
+    assert {k: (await h.s3.head_object(Bucket=h.bucket, Key=k))["ETag"] for k in keys} == stamps
+    assert {v.attempts for v in await UploadVersion.all()} == {1}  # claimed once each, never rebuilt
+
+
+async def test_parallel_workers_build_each_version_once(harness_factory: Any, queue_url: str) -> None:
+    h = await harness_factory(QUEUE_URL=queue_url, **FAST)
+    created = [await save_image(h, files.png(80 + i, 60), f"p{i}.png", "image/png") for i in range(4)]
+    ids = [await upload_id(c) for c in created]
+    await h.app.state.services.queue.send(ids * 2)  # every job twice: duplicates race between workers
+    async with running_worker(h), running_worker(h), running_worker(h):
+        results = [await settled(h, c["id"]) for c in created]
+    assert all(d["status"] == "ready" for r in results for d in r["version_details"])
+    versions = await UploadVersion.all()
+    assert len(versions) == 12 and {v.attempts for v in versions} == {1}
+
+
+async def test_versions_removed_on_replace_and_delete(harness_factory: Any, queue_url: str) -> None:
+    h = await harness_factory(QUEUE_URL=queue_url, **FAST)
+    created = await save_image(h, files.png(), "one.png", "image/png")
+    async with running_worker(h):
+        first = await settled(h, created["id"])
+        first_keys = set(await h.keys())
+        assert len(first_keys) == 4  # the original and three versions
+        url = await upload_photo(h, files.jpeg(), "two.jpg", "image/jpeg")
+        props = [{"name": "image", "value": url}]
+        await h.ok(RECORD_UPDATE, {"id": created["id"], "prop": "image", "props": props})
+        second = await settled(h, created["id"])
+    assert {d["status"] for d in second["version_details"]} == {"ready"}
+    keys = set(await h.keys())
+    assert len(keys) == 4 and not keys & first_keys
+    for d in first["version_details"]:
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(d["url"])).status_code == 404
+    await h.ok(RECORD_DELETE, {"id": created["id"]})
+    assert await h.keys() == []
+
+
+async def test_missing_original_is_retried_then_fails_with_reason(harness_factory: Any, queue_url: str) -> None:
+    h = await harness_factory(QUEUE_URL=queue_url, VERSION_MAX_ATTEMPTS=3, **FAST)
+    created = await save_image(h, files.png(), "gone.png", "image/png")
+    other = await save_image(h, files.png(70, 50), "fine.png", "image/png")
+    original = [k for k in await h.keys() if k.endswith("gone.png")]
+    await h.s3.delete_object(Bucket=h.bucket, Key=original[0])
+    async with running_worker(h):
+        gone = await settled(h, created["id"])
+        fine = await settled(h, other["id"])
+    for d in gone["version_details"]:
+        assert d["status"] == "failed"
+        assert d["error"].startswith("gave up after 3 attempts: could not read the original")
+    assert {d["status"] for d in fine["version_details"]} == {"ready"}  # a failing job blocks nothing
+
+
+async def test_queue_down_at_save_then_reconciler_builds(harness_factory: Any, queue_url: str) -> None:
+    dead = f"http://127.0.0.1:{free_port()}/123456789012/nowhere"
+    h = await harness_factory(QUEUE_URL=dead, **FAST)
+    created = await save_image(h, files.png(), "a.png", "image/png")  # the send fails: the save does not
+    assert {d["status"] for d in created["upload"]["version_details"]} == {"pending"}
+    # A worker beside an API on the live queue (RUN_WORKER: the lifespan starts it), same database and bucket.
+    live = await harness_factory(QUEUE_URL=queue_url, S3_BUCKET=h.bucket, RUN_WORKER="true", **(FAST | {
+        "RECONCILE_AFTER": 0
+    }))
+    upload = await settled(live, created["id"])
+    assert {d["status"] for d in upload["version_details"]} == {"ready"}
+
+
+def _worker_env(h: Harness, database_url: str, schema_dir: Path) -> dict[str, str]:
+    s = h.settings
+    assert s.queue_url and s.s3_endpoint_url
+    return os.environ | {
+        "DATABASE_URL": database_url,
+        "S3_BUCKET": s.s3_bucket,
+        "S3_ENDPOINT_URL": s.s3_endpoint_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "QUEUE_URL": s.queue_url,
+        "SCHEMA_DIR": str(schema_dir),
+        "VERSION_LEASE_SECONDS": "3",
+        "QUEUE_WAIT_SECONDS": "1",
+        "RECONCILE_AFTER": "600",
+    }
+
+
+SLOW_TABLE = """
+name: photos
+properties:
+  - name: image
+    type: image
+    options:
+      content_length: { gte: 1, lte: 10240 }
+      versions:
+"""
+
+
+async def test_worker_killed_mid_job_loses_nothing(
+    harness_factory: Any, queue_url: str, database_url: str, tmp_path: Path
+) -> None:
+    # Heavy versions (big blurred canvases) so the job lasts long enough to be killed in the middle.
+    schema = tmp_path / "schema"
+    schema.mkdir()
+    versions = "".join(
+        f"        - {{name: v{i}, resize: {{width: 2000, height: 2000}}, manipulate: {{blur: 20}}}}\n" for i in range(3)
+    )
+    (schema / "photos.yml").write_text(SLOW_TABLE + versions)
+    h = await harness_factory(QUEUE_URL=queue_url, SCHEMA_DIR=str(schema), **FAST)
+    created = await save_image(h, files.png(), "slow.png", "image/png")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "app.worker",
+        cwd=ROOT,
+        env=_worker_env(h, database_url, schema),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not await UploadVersion.filter(lease_until__not_isnull=True, status="pending").exists():
+            assert proc.returncode is None and time.monotonic() < deadline, "the worker never took a lease"
+            await asyncio.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        assert await proc.wait() == -signal.SIGKILL
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    interrupted = await UploadVersion.filter(status="pending").count()
+    assert interrupted >= 1  # killed while holding a lease, with work left
+    # The message reappears once its visibility timeout (= the lease) passes; another worker finishes.
+    async with running_worker(h):
+        upload = await settled(h, created["id"], within=60)
+    assert {d["status"] for d in upload["version_details"]} == {"ready"}
+    assert {(d["width"], d["height"]) for d in upload["version_details"]} == {(2000, 2000)}
