@@ -22,6 +22,7 @@ from app.errors import AppError
 from app.graphql.context import Context
 from app.graphql.schema import build_schema, convert_error
 from app.keys import StorageUrls
+from app.metrics import MetricsExtension, ObserveMiddleware, metrics_endpoint
 from app.records import Records
 from app.settings import Settings
 from app.storage import Storage
@@ -50,7 +51,7 @@ class Services:
 
 class GraphQLApp(GraphQL[Context, None]):
     def __init__(self, services: Services, **kwargs: Any) -> None:
-        super().__init__(build_schema(), **kwargs)
+        super().__init__(build_schema(extra_extensions=(MetricsExtension,)), **kwargs)
         self.services = services
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:  # type: ignore[override]
@@ -101,7 +102,8 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
         )
 
     graphql = GraphQLApp(services)
-    middleware = []
+    # Outermost, so the request id and the latency cover CORS answers too.
+    middleware = [Middleware(ObserveMiddleware)]
     if settings.cors_origins:
         middleware.append(
             Middleware(
@@ -117,6 +119,7 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
             Route("/graphql", graphql, methods=["GET", "POST", "OPTIONS"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint),
         ],
         middleware=middleware,
         lifespan=lifespan,
