@@ -25,6 +25,7 @@ from app.graphiql import graphiql_html
 from app.graphql.context import Context
 from app.graphql.schema import build_schema, convert_error
 from app.keys import StorageUrls
+from app.metrics import MetricsExtension, ObserveMiddleware, metrics_endpoint
 from app.queue import Queue
 from app.records import Records
 from app.rest import RestApi
@@ -66,7 +67,7 @@ class Services:
 
 class GraphQLApp(GraphQL[Context, None]):
     def __init__(self, services: Services, **kwargs: Any) -> None:
-        super().__init__(build_schema(), **kwargs)
+        super().__init__(build_schema(extra_extensions=(MetricsExtension,)), **kwargs)
         self.services = services
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:  # type: ignore[override]
@@ -132,7 +133,8 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
         )
 
     graphql = GraphQLApp(services)
-    middleware = []
+    # Outermost, so the request id and the latency cover CORS answers too.
+    middleware = [Middleware(ObserveMiddleware)]
     if settings.cors_origins:
         middleware.append(
             Middleware(
@@ -151,6 +153,7 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
             *RestApi(services.uploads, services.records).routes(),
             Route("/", demo_page),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+            Route("/metrics", metrics_endpoint),
         ],
         middleware=middleware,
         lifespan=lifespan,

@@ -22,6 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from app import db
+from app.logs import configure_logging
 from app.settings import ROOT, Settings, SettingsError
 
 log = logging.getLogger("app.run")
@@ -134,9 +135,10 @@ def prepare_queue(settings: Settings, embedded: Embedded) -> Settings:
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    try:
+        configure_logging(os.environ.get("LOG_FORMAT") or "json", os.environ.get("LOG_LEVEL") or "INFO")
+    except ValueError as exc:
+        raise SystemExit(f"configuration error: {exc}") from None
     env = dict(os.environ)
     embedded = prepare_environment(env)
     try:
@@ -180,7 +182,14 @@ def serve(settings: Settings, embedded: Embedded | None) -> None:
         flush=True,
     )
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, loop="uvloop", http="httptools", log_level="info", access_log=False
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_level="info",
+        access_log=False,  # ObserveMiddleware logs each request with its id
+        log_config=None,  # keep the handlers configure_logging installed
     )
     server = uvicorn.Server(config)
     signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))

@@ -128,6 +128,11 @@ class Storage:
         self, key: str, fields: dict[str, str], conditions: list[Any], expires_in: int
     ) -> tuple[str, dict[str, str]]:
         """A SigV4 POST policy. Local computation only: no request reaches storage."""
+        if self._get_signer is not None:
+            # botocore's generate_presigned_post runs its whole request pipeline (~1.7 ms, most of a
+            # presign's CPU); the fast signer gives the same fields in ~20 us (tests/test_sigv4_post.py).
+            url, payload = self._get_signer.presign_post(key, fields, conditions, expires_in)
+            return self._public(url), payload
         try:
             result = await self.client.generate_presigned_post(
                 Bucket=self.bucket,

@@ -29,14 +29,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.imaging import render_version
 from app.version_spec import VersionSpec, parse_versions
 
-PHOTOS_VERSIONS = parse_versions([
-    {"name": "thumb", "resize": {"width": 200, "height": 200, "fit": "cover", "position": "center"},
-     "output": {"format": "webp", "quality": 80}},
-    {"name": "medium", "resize": {"width": 800, "fit": "inside"},
-     "output": {"format": "jpeg", "quality": 85, "progressive": True}},
-    {"name": "large", "resize": {"width": 1600, "height": 1600, "fit": "inside", "without_enlargement": True},
-     "output": {"format": "webp", "quality": 80}},
-])
+PHOTOS_VERSIONS = parse_versions(
+    [
+        {
+            "name": "thumb",
+            "resize": {"width": 200, "height": 200, "fit": "cover", "position": "center"},
+            "output": {"format": "webp", "quality": 80},
+        },
+        {
+            "name": "medium",
+            "resize": {"width": 800, "fit": "inside"},
+            "output": {"format": "jpeg", "quality": 85, "progressive": True},
+        },
+        {
+            "name": "large",
+            "resize": {"width": 1600, "height": 1600, "fit": "inside", "without_enlargement": True},
+            "output": {"format": "webp", "quality": 80},
+        },
+    ]
+)
 ROUNDS = 6
 RSS_TARGET_MB = 300
 RATIO_TARGET = 3.0
@@ -123,8 +134,10 @@ def throughput() -> None:
     print(f"  Pillow:              {pillow:5.2f} images/s")
     verdict = "meets" if vips / pillow >= RATIO_TARGET else "MISSES"
     print(f"  ratio: {vips / pillow:.2f}x; {verdict} the >= {RATIO_TARGET:g}x target")
-    print(f"  shared floor: WebP-encoding the 1600px version takes {_webp_floor_ms(source):.0f} ms in both "
-          "(same libwebp, effort/method 4)")
+    print(
+        f"  shared floor: WebP-encoding the 1600px version takes {_webp_floor_ms(source):.0f} ms in both "
+        "(same libwebp, effort/method 4)"
+    )
 
 
 def _webp_floor_ms(source: bytes) -> float:
@@ -142,15 +155,17 @@ def peak_rss() -> None:
         print(f"50 MP source: 8660x5774 JPEG, {path.stat().st_size / 1e6:.1f} MB")
         for library in ("vips", "pillow"):
             baseline, peak = _child_rss(library, path)
-            verdict = "" if library == "pillow" else ("  (meets < 300 MB)" if peak < RSS_TARGET_MB
-                                                      else "  (MISSES < 300 MB)")
+            verdict = (
+                "" if library == "pillow" else ("  (meets < 300 MB)" if peak < RSS_TARGET_MB else "  (MISSES < 300 MB)")
+            )
             print(f"  {library:7s} peak RSS: {peak:6.0f} MB, of which {baseline:.0f} MB before rendering{verdict}")
 
 
 def _child_rss(library: str, path: Path) -> tuple[float, float]:
     """Run one library in a fresh interpreter; return (MB after imports and reading, peak MB)."""
-    result = subprocess.run([sys.executable, __file__, "--child", library, str(path)],
-                            check=True, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, __file__, "--child", library, str(path)], check=True, capture_output=True, text=True
+    )
     baseline, peak = result.stdout.split()
     return float(baseline), float(peak)
 

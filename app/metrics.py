@@ -1,0 +1,171 @@
+"""Prometheus metrics of this process, and the hooks other parts call to record them.
+
+The API records presigns, saves and request latency itself (MetricsExtension, ObserveMiddleware);
+the version worker calls `observe_version_job` and `observe_queue_lag`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from graphql import FieldNode, GraphQLError, get_operation_ast
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
+
+from app.errors import AppError
+from app.logs import accept_request_id, request_id
+
+REGISTRY = CollectorRegistry()
+
+PRESIGNS = Counter(
+    "uploads_presigns",
+    "Presign mutations answered, by mutation and outcome (ok or error code).",
+    ["mutation", "outcome"],
+    registry=REGISTRY,
+)
+SAVES = Counter(
+    "uploads_saves",
+    "Record mutations answered, by operation and outcome (ok or error code).",
+    ["operation", "outcome"],
+    registry=REGISTRY,
+)
+REQUEST_SECONDS = Histogram(
+    "http_request_duration_seconds",
+    "Time from request start to response end, by route and status.",
+    ["method", "route", "status"],
+    registry=REGISTRY,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+VERSION_JOB_SECONDS = Histogram(
+    "uploads_version_job_duration_seconds",
+    "Time to build every version of one upload.",
+    ["outcome"],
+    registry=REGISTRY,
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+VERSION_JOB_FAILURES = Counter(
+    "uploads_version_job_failures",
+    "Version jobs that failed, by reason (retried or final).",
+    ["reason", "final"],
+    registry=REGISTRY,
+)
+QUEUE_LAG_SECONDS = Histogram(
+    "uploads_queue_lag_seconds",
+    "Time a version job waited in the queue before a worker took it.",
+    registry=REGISTRY,
+    buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0),
+)
+
+PRESIGN_MUTATIONS = frozenset({"attachment_presign_url", "image_presign_url", "property_upload_presigned_url"})
+SAVE_MUTATIONS = frozenset({"record_create", "record_update", "record_delete"})
+# Known paths only, so a scan of random URLs cannot create unbounded label values.
+ROUTES = frozenset({"/graphql", "/healthz", "/readyz", "/metrics"})
+
+
+# -- hooks for the worker ------------------------------------------------------------------------
+def observe_version_job(seconds: float, *, ok: bool, reason: str | None = None, final: bool = False) -> None:
+    """One version job finished (`ok`) or failed with `reason` (`final`: no retry left)."""
+    VERSION_JOB_SECONDS.labels("ok" if ok else "error").observe(seconds)
+    if not ok:
+        VERSION_JOB_FAILURES.labels(reason or "unknown", "true" if final else "false").inc()
+
+
+def observe_queue_lag(seconds: float) -> None:
+    """A job was received `seconds` after it was queued."""
+    QUEUE_LAG_SECONDS.observe(max(seconds, 0.0))
+
+
+# -- GraphQL -------------------------------------------------------------------------------------
+def _outcome(error: GraphQLError) -> str:
+    original = error.original_error
+    return original.code if isinstance(original, AppError) else "INTERNAL_SERVER_ERROR"
+
+
+class MetricsExtension(SchemaExtension):
+    """Counts presign and save mutations by their outcome, from the executed result."""
+
+    def on_execute(self) -> Iterator[None]:
+        yield
+        ctx = self.execution_context
+        if ctx.operation_type is not OperationType.MUTATION or ctx.result is None:
+            return
+        failed: dict[str, str] = {}
+        for error in ctx.result.errors or []:
+            if error.path:
+                failed.setdefault(str(error.path[0]), _outcome(error))
+        for name in (ctx.result.data or {}).keys() | failed.keys():
+            field = _field_name(ctx, name)
+            outcome = failed.get(name, "ok")
+            if field in PRESIGN_MUTATIONS:
+                PRESIGNS.labels(field, outcome).inc()
+            elif field in SAVE_MUTATIONS:
+                SAVES.labels(field.removeprefix("record_"), outcome).inc()
+
+
+def _field_name(ctx: Any, response_key: str) -> str:
+    """The mutation's real name behind an alias."""
+    operation = get_operation_ast(ctx.graphql_document, ctx.operation_name) if ctx.graphql_document else None
+    for selection in operation.selection_set.selections if operation else ():
+        if isinstance(selection, FieldNode) and (selection.alias or selection.name).value == response_key:
+            return selection.name.value
+    return response_key
+
+
+# -- HTTP ----------------------------------------------------------------------------------------
+class ObserveMiddleware:
+    """Gives each request an id (X-Request-ID honoured if sane), returns it in the response header,
+    times the request and logs one access line."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.access = logging.getLogger("app.access")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        raw = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
+        rid = accept_request_id(raw.decode("latin-1") if raw is not None else None)
+        token = request_id.set(rid)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            path = scope["path"]
+            REQUEST_SECONDS.labels(scope["method"], path if path in ROUTES else "other", str(status)).observe(elapsed)
+            if self.access.isEnabledFor(logging.INFO):
+                self.access.info(
+                    "%s %s %s %.1fms",
+                    scope["method"],
+                    path,
+                    status,
+                    elapsed * 1000,
+                    extra={
+                        "method": scope["method"],
+                        "path": path,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                    },
+                )
+            request_id.reset(token)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,67 @@
+"""The two ASGI apps bench/presign.py serves with uvicorn, one per process, configured from the
+environment like the real server (DATABASE_URL, S3_*).
+
+- `api`: the real application (create_app), presigns through GraphQL.
+- `bare`: a plain Starlette endpoint doing the same work below the transport: the same
+  `Uploads.presign_post` use case, hence the same storage presign call and the same DB insert.
+  The ratio between the two is what GraphQL and our middleware cost.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app import db
+from app.main import Services, create_app
+from app.policy import ClientOptions
+from app.settings import Settings
+from app.tables import load_tables
+from app.uploads import ANONYMOUS
+
+
+def api() -> Starlette:
+    return create_app(Settings.from_env())
+
+
+def bare() -> Starlette:
+    settings = Settings.from_env()
+    services = Services(settings, load_tables(settings.schema_dir))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        orm = await db.connect(settings.database_url)
+        await services.storage.start()
+        yield
+        await services.storage.close()
+        await db.disconnect(orm)
+
+    async def presign(request: Request) -> Response:
+        body = json.loads(await request.body())
+        result = await services.uploads.presign_post(
+            ANONYMOUS,
+            body["table"],
+            body["property_name"],
+            ("image", "upload"),
+            ClientOptions(content_type=body.get("content_type")),
+            body.get("file_name"),
+        )
+        payload = {
+            "upload_url": result.upload_url,
+            "upload_url_payload": result.payload,
+            "method": result.method,
+            "key": result.key,
+            "url": result.url,
+            "expires_at": result.expires_at.isoformat(),
+            "max_size": result.max_size,
+            "content_types": result.content_types,
+        }
+        return Response(json.dumps(payload), media_type="application/json")
+
+    return Starlette(routes=[Route("/presign", presign, methods=["POST"])], lifespan=lifespan)
