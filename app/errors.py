@@ -119,3 +119,9 @@ class TooManyRequests(AppError):
     """The caller exceeded a rate or pending-upload limit."""
 
     code, http_status = "TOO_MANY_REQUESTS", 429
+
+
+class PayloadTooLarge(AppError):
+    """The request body (a GraphQL document with its variables) is over MAX_BODY_BYTES."""
+
+    code, http_status = "PAYLOAD_TOO_LARGE", 413

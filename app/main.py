@@ -18,6 +18,8 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from app import db
+from app.auth import Authenticator
+from app.body_limit import BodySizeLimit
 from app.errors import AppError
 from app.graphql.context import Context
 from app.graphql.schema import build_schema, convert_error
@@ -26,7 +28,7 @@ from app.records import Records
 from app.settings import Settings
 from app.storage import Storage
 from app.tables import TableDef, load_tables
-from app.uploads import ANONYMOUS, Uploads
+from app.uploads import Uploads
 
 log = logging.getLogger("app")
 
@@ -46,11 +48,13 @@ class Services:
         self.storage = Storage(settings, self.urls)
         self.uploads = Uploads(settings, tables, self.storage, self.urls)
         self.records = Records(self.uploads)
+        self.auth = Authenticator(settings)
 
 
 class GraphQLApp(GraphQL[Context, None]):
     def __init__(self, services: Services, **kwargs: Any) -> None:
-        super().__init__(build_schema(), **kwargs)
+        kwargs.setdefault("graphql_ide", "graphiql" if services.settings.graphiql else None)
+        super().__init__(build_schema(settings=services.settings), **kwargs)
         self.services = services
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:  # type: ignore[override]
@@ -61,12 +65,18 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def get_context(self, request: Request, response: Response | None) -> Context:  # type: ignore[override]
         s = self.services
-        return Context(request=request, response=response, uploads=s.uploads, records=s.records, caller=ANONYMOUS)
+        context = Context(request, response, s.uploads, s.records, s.auth.anonymous(request), None, s.auth.enabled)
+        try:
+            context.caller = s.auth.authenticate(request)
+        except AppError as exc:
+            context.auth_error = exc
+        return context
 
 
 def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None) -> Starlette:
     tables = tables if tables is not None else load_tables(settings.schema_dir)
     services = Services(settings, tables)
+    (log.info if services.auth.enabled else log.warning)("%s", services.auth.describe())
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -112,6 +122,8 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
                 max_age=600,
             )
         )
+    # Inside CORS, so a browser can read the 413 of a cross-origin request.
+    middleware.append(Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes))
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST", "OPTIONS"]),

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
 from strawberry.schema.config import StrawberryConfig
 
 from app.errors import AppError
+from app.graphql.auth_gate import AuthGate
 from app.graphql.context import Info
 from app.graphql.inputs import (
     AttachmentPresignUrlInput,
@@ -22,6 +32,7 @@ from app.graphql.inputs import (
 )
 from app.graphql.scalars import SCALARS
 from app.graphql.types import PresignedUploadUrl, Record, RecordCollection, Table
+from app.settings import Settings
 
 log = logging.getLogger("app.graphql")
 
@@ -153,10 +164,25 @@ class AppSchema(strawberry.Schema):
         convert_error logs the unexpected ones."""
 
 
-def build_schema(*, extra_extensions: tuple[type[SchemaExtension], ...] = ()) -> AppSchema:
+def build_schema(
+    *, extra_extensions: tuple[type[SchemaExtension], ...] = (), settings: Settings | None = None
+) -> AppSchema:
+    s = settings or Settings()
+    # Limits run at parse and validation time, before any resolver, so an abusive document costs
+    # almost nothing; the caches then remember the verdict for repeated documents.
+    limits: list[Any] = [
+        lambda: MaxTokensLimiter(max_token_count=s.graphql_max_tokens),
+        lambda: ParserCache(maxsize=512),
+        lambda: QueryDepthLimiter(max_depth=s.graphql_max_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=s.graphql_max_aliases),
+        lambda: ValidationCache(maxsize=512),
+        AuthGate,
+    ]
+    if not s.graphql_introspection:
+        limits.insert(0, DisableIntrospection)
     return AppSchema(
         query=Query,
         mutation=Mutation,
         config=StrawberryConfig(auto_camel_case=False, scalar_map=SCALARS),
-        extensions=[lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512), *extra_extensions],
+        extensions=[*limits, *extra_extensions],
     )
