@@ -84,7 +84,19 @@ async def test_anonymous_may_read_but_not_write(authed: Harness) -> None:
         "Basic YWxpY2U6cGFzcw==",
         "Bearer",
     ],
-    ids=["expired", "forged", "no-exp", "no-sub", "empty-sub", "alg-none", "other-alg", "garbage", "huge", "basic", "empty"],
+    ids=[
+        "expired",
+        "forged",
+        "no-exp",
+        "no-sub",
+        "empty-sub",
+        "alg-none",
+        "other-alg",
+        "garbage",
+        "huge",
+        "basic",
+        "empty",
+    ],
 )
 async def test_bad_tokens_are_refused_even_for_reads(authed: Harness, header: str) -> None:
     h = authed
@@ -137,8 +149,9 @@ async def test_cross_user_confirm_is_forbidden_and_keeps_the_file(authed: Harnes
 
 async def test_private_file_urls_only_for_the_owner(authed: Harness) -> None:
     h = authed
-    created = await create_as(h, "alice", await upload_as(h, "alice", table="documents", prop="resume"),
-                              table="documents", prop="resume")
+    created = await create_as(
+        h, "alice", await upload_as(h, "alice", table="documents", prop="resume"), table="documents", prop="resume"
+    )
     assert "X-Amz-Signature" in created["upload"]["url"]
     query = 'query($id: ID!) { record(id: $id) { properties property_upload(name: "resume") { url size } } }'
     for headers in (bearer("bob"), {}):
@@ -188,9 +201,7 @@ def _hs256_with(key: bytes, **claims: Any) -> str:
     return f"{head}.{body}.{b64(signature)}"
 
 
-async def test_anonymous_mode_is_announced_and_refuses_tokens(
-    h: Harness, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_anonymous_mode_is_announced_and_refuses_tokens(h: Harness, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="app"):
         create_app(h.settings)
     assert any("ANONYMOUS MODE" in r.getMessage() for r in caplog.records)

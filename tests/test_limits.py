@@ -114,12 +114,15 @@ async def test_internal_errors_are_masked_outside_debug(harness_factory: Any, de
         assert "records" in error["message"]
     else:
         assert error["message"] == "Internal server error; it has been logged"
-        assert "Traceback" not in text and "no such table" not in text and "File \"" not in text
+        assert "Traceback" not in text and "no such table" not in text and 'File "' not in text
 
 
 async def test_cors_preflight_allowed_and_denied(harness_factory: Any) -> None:
     h: Harness = await harness_factory(CORS_ORIGINS="https://app.example, https://admin.example")
-    preflight = {"access-control-request-method": "POST", "access-control-request-headers": "authorization,content-type"}
+    preflight = {
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization,content-type",
+    }
     ok = await h.http.options("/graphql", headers={"origin": "https://app.example", **preflight})
     assert ok.status_code == 200
     assert ok.headers["access-control-allow-origin"] == "https://app.example"
@@ -130,7 +133,9 @@ async def test_cors_preflight_allowed_and_denied(harness_factory: Any) -> None:
     simple = await h.http.post("/graphql", json={"query": TABLES}, headers={"origin": "https://evil.example"})
     assert "access-control-allow-origin" not in simple.headers
     too_big = await h.http.post(
-        "/graphql", content=b"x" * 2_000_000, headers={"origin": "https://app.example", "content-type": "application/json"}
+        "/graphql",
+        content=b"x" * 2_000_000,
+        headers={"origin": "https://app.example", "content-type": "application/json"},
     )
     assert too_big.status_code == 413
     assert too_big.headers["access-control-allow-origin"] == "https://app.example"
