@@ -18,7 +18,8 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 
-from app.errors import AppError
+from app import db
+from app.errors import AppError, DatabaseUnavailable
 from app.graphql.auth_gate import AuthGate
 from app.graphql.context import Info
 from app.graphql.inputs import (
@@ -143,6 +144,9 @@ def convert_error(error: GraphQLError, *, debug: bool) -> GraphQLError:
     """Every error leaves with `extensions.code`, as Apollo clients expect; unexpected exceptions
     are logged with their traceback and masked unless in debug mode."""
     original = error.original_error
+    if original is not None and not isinstance(original, AppError) and db.is_unavailable(original):
+        log.warning("database unavailable in %s: %r", ".".join(map(str, error.path or [])), original)
+        original = DatabaseUnavailable("the database is unavailable; nothing was changed, try again shortly")
     if isinstance(original, AppError):
         return _with_code(error, original.message, original.code, original)
     if original is None or isinstance(original, GraphQLError):
