@@ -100,7 +100,12 @@ def _reason(exc: Exception) -> str:
     return str(exc)[:200] or type(exc).__name__
 
 
-def authenticate(request: Request) -> Caller:
-    """The caller of a request to an app built by create_app (for REST handlers)."""
+def authenticate(request: Request, *, write: bool = False) -> Caller:
+    """The caller of a request to an app built by create_app (for REST handlers). `write=True` for
+    endpoints that change something: with auth on, an anonymous caller gets Unauthenticated, as
+    GraphQL mutations do."""
     authenticator: Authenticator = request.app.state.services.auth
-    return authenticator.authenticate(request)
+    caller = authenticator.authenticate(request)
+    if write and authenticator.enabled and caller.subject is None:
+        raise Unauthenticated("this operation needs a token: send 'Authorization: Bearer <jwt>'")
+    return caller

@@ -228,3 +228,23 @@ def test_auth_settings_fail_loudly_and_never_print_the_secret() -> None:
     with pytest.raises(SettingsError, match="PEM"):
         Settings.from_env({"AUTH_JWT_PUBLIC_KEY": "not a key"})
     assert not Settings.from_env({}).auth_enabled
+
+
+async def test_authenticate_for_other_transports(authed: Harness) -> None:
+    from starlette.requests import Request
+
+    from app.auth import authenticate
+    from app.errors import Unauthenticated
+
+    def request(**headers: str) -> Request:
+        raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        scope = {"type": "http", "headers": raw, "app": authed.app, "client": ("10.0.0.7", 5000)}
+        return Request(scope)
+
+    assert authenticate(request(**bearer("carol")), write=True).subject == "carol"
+    anonymous = authenticate(request())
+    assert anonymous.subject is None and anonymous.address == "10.0.0.7"
+    with pytest.raises(Unauthenticated):
+        authenticate(request(), write=True)
+    with pytest.raises(Unauthenticated):
+        authenticate(request(Authorization="Bearer " + token(exp=1)))
