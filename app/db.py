@@ -67,3 +67,27 @@ async def ping() -> None:
     from tortoise import connections
 
     await connections.get("default").execute_query("SELECT 1")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when `exc` (or what caused it) means the database could not be reached, as opposed to a
+    query the database refused. asyncpg and Tortoise raise these when the server is down or the
+    connection dropped; the pool reconnects by itself on a later request."""
+    import asyncpg
+    from tortoise.exceptions import DBConnectionError
+
+    unreachable = (
+        ConnectionError,
+        TimeoutError,
+        DBConnectionError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+    )
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, unreachable):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False

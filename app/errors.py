@@ -125,3 +125,15 @@ class QueueUnavailable(AppError):
     """The job queue could not be reached or refused a request; retry later."""
 
     code, http_status = "QUEUE_UNAVAILABLE", 503
+
+
+class PayloadTooLarge(AppError):
+    """The request body (a GraphQL document with its variables) is over MAX_BODY_BYTES."""
+
+    code, http_status = "PAYLOAD_TOO_LARGE", 413
+
+
+class DatabaseUnavailable(AppError):
+    """The database could not be reached; nothing was changed, retry later."""
+
+    code, http_status = "DATABASE_UNAVAILABLE", 503

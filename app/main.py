@@ -20,6 +20,8 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from app import db
+from app.auth import Authenticator
+from app.body_limit import BodySizeLimit
 from app.errors import AppError
 from app.graphiql import graphiql_html
 from app.graphql.context import Context
@@ -31,8 +33,9 @@ from app.records import Records
 from app.rest import RestApi
 from app.settings import ROOT, Settings
 from app.storage import Storage
+from app.sweep import run_periodically
 from app.tables import TableDef, load_tables
-from app.uploads import ANONYMOUS, Uploads
+from app.uploads import Uploads
 from app.versions import Versions
 from app.worker import Worker, stop_gracefully
 
@@ -59,6 +62,7 @@ class Services:
         self.uploads = Uploads(settings, tables, self.storage, self.urls, on_attached=self.queue_versions)
         self.records = Records(self.uploads)
         self.versions = Versions(settings, tables, self.storage)
+        self.auth = Authenticator(settings)
 
     async def queue_versions(self, upload_ids: Sequence[int]) -> None:
         if self.queue is not None:
@@ -67,7 +71,8 @@ class Services:
 
 class GraphQLApp(GraphQL[Context, None]):
     def __init__(self, services: Services, **kwargs: Any) -> None:
-        super().__init__(build_schema(extra_extensions=(MetricsExtension,)), **kwargs)
+        kwargs.setdefault("graphql_ide", "graphiql" if services.settings.graphiql else None)
+        super().__init__(build_schema(settings=services.settings, extra_extensions=(MetricsExtension,)), **kwargs)
         self.services = services
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:  # type: ignore[override]
@@ -82,12 +87,18 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def get_context(self, request: Request, response: Response | None) -> Context:  # type: ignore[override]
         s = self.services
-        return Context(request=request, response=response, uploads=s.uploads, records=s.records, caller=ANONYMOUS)
+        context = Context(request, response, s.uploads, s.records, s.auth.anonymous(request), None, s.auth.enabled)
+        try:
+            context.caller = s.auth.authenticate(request)
+        except AppError as exc:
+            context.auth_error = exc
+        return context
 
 
 def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None) -> Starlette:
     tables = tables if tables is not None else load_tables(settings.schema_dir)
     services = Services(settings, tables)
+    (log.info if services.auth.enabled else log.warning)("%s", services.auth.describe())
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -96,7 +107,11 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
             await services.storage.start()
             if services.queue is not None:
                 await services.queue.start()
-            worker = Worker(settings, services.versions, services.queue) if services.queue else None
+            worker = (
+                Worker(settings, services.versions, services.queue, periodic=[lambda: run_periodically(services)])
+                if services.queue
+                else None
+            )
             task = asyncio.create_task(worker.run()) if worker and settings.run_worker else None
             try:
                 yield
@@ -145,6 +160,8 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
                 max_age=600,
             )
         )
+    # Inside CORS, so a browser can read the 413 of a cross-origin request.
+    middleware.append(Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes))
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST", "OPTIONS"]),

@@ -14,10 +14,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from app.auth import authenticate
 from app.errors import AppError, BadUserInput
 from app.policy import ClientOptions
 from app.records import Records
-from app.uploads import ANONYMOUS, Caller, ExactUpload, Uploads
+from app.uploads import Caller, ExactUpload, Uploads
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +27,9 @@ UPLOAD_TYPES = ("attachment", "image", "upload")
 
 
 def request_caller(request: Request) -> Caller:
-    """The one place the REST layer learns who is calling. Anonymous mode for now; with JWT auth
-    this becomes `authenticate(request)` (raising UNAUTHENTICATED on a bad token)."""
-    return ANONYMOUS
+    """The one place the REST layer learns who is calling: both endpoints change something, so with
+    JWT auth on an anonymous caller gets UNAUTHENTICATED, as GraphQL mutations do."""
+    return authenticate(request, write=True)
 
 
 class _TooLarge(BadUserInput):

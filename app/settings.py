@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -103,6 +104,25 @@ class Settings:
     queue_wait_seconds: int = 20
     reconcile_interval: int = 60
     reconcile_after: int = 120
+    # Auth (SPEC §7): neither key set means explicit anonymous mode.
+    auth_jwt_secret: Secret = field(default_factory=lambda: Secret(""))
+    auth_jwt_public_key: Secret = field(default_factory=lambda: Secret(""))
+    auth_jwt_issuer: str | None = None
+    auth_jwt_audience: str | None = None
+    # GraphQL and HTTP limits: cheap rejections before any resolver runs.
+    max_body_bytes: int = 1_048_576
+    graphql_max_depth: int = 10
+    graphql_max_aliases: int = 30
+    graphql_max_tokens: int = 2000
+    graphql_introspection: bool = True
+    graphiql: bool = True
+    # Per-caller upload limits.
+    presign_rate_per_minute: int = 60
+    max_pending_uploads: int = 100
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.auth_jwt_secret or self.auth_jwt_public_key)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -148,4 +168,30 @@ class Settings:
             queue_wait_seconds=_int(env, "QUEUE_WAIT_SECONDS", 20, 0, 20),
             reconcile_interval=_int(env, "RECONCILE_INTERVAL", 60, 1, 86400),
             reconcile_after=_int(env, "RECONCILE_AFTER", 120, 0, 86400),
+            **_security(env),
         )
+
+
+def _security(env: Mapping[str, str]) -> dict[str, Any]:
+    secret = Secret(env.get("AUTH_JWT_SECRET", "").strip())
+    public_key = Secret(env.get("AUTH_JWT_PUBLIC_KEY", "").strip().replace("\\n", "\n"))
+    if secret and public_key:
+        raise SettingsError("set AUTH_JWT_SECRET (HS256) or AUTH_JWT_PUBLIC_KEY (RS256), not both")
+    if secret and len(secret.value) < 32:
+        raise SettingsError("AUTH_JWT_SECRET must be at least 32 characters")
+    if public_key and "BEGIN PUBLIC KEY" not in public_key.value:
+        raise SettingsError("AUTH_JWT_PUBLIC_KEY must be a PEM public key (-----BEGIN PUBLIC KEY-----)")
+    return {
+        "auth_jwt_secret": secret,
+        "auth_jwt_public_key": public_key,
+        "auth_jwt_issuer": (env.get("AUTH_JWT_ISSUER") or "").strip() or None,
+        "auth_jwt_audience": (env.get("AUTH_JWT_AUDIENCE") or "").strip() or None,
+        "max_body_bytes": _int(env, "MAX_BODY_BYTES", 1_048_576, 1024, 64 * 1_048_576),
+        "graphql_max_depth": _int(env, "GRAPHQL_MAX_DEPTH", 10, 2, 100),
+        "graphql_max_aliases": _int(env, "GRAPHQL_MAX_ALIASES", 30, 1, 1000),
+        "graphql_max_tokens": _int(env, "GRAPHQL_MAX_TOKENS", 2000, 50, 100_000),
+        "graphql_introspection": _bool(env, "GRAPHQL_INTROSPECTION", True),
+        "graphiql": _bool(env, "GRAPHIQL", True),
+        "presign_rate_per_minute": _int(env, "PRESIGN_RATE_PER_MINUTE", 60, 1, 100_000),
+        "max_pending_uploads": _int(env, "MAX_PENDING_UPLOADS", 100, 1, 1_000_000),
+    }

@@ -60,7 +60,10 @@ def content_type_matches(content_type: str, pattern: str) -> bool:
 
 
 def is_active_content(content_type: str) -> bool:
-    return content_type.split(";", 1)[0].strip().lower() in ACTIVE_CONTENT_TYPES
+    media = content_type.split(";", 1)[0].strip().lower()
+    # Any XML flavour (atom, rss, mathml...) is rendered as an XML document by browsers, which run
+    # XHTML-namespaced scripts in it.
+    return media in ACTIVE_CONTENT_TYPES or media.endswith("+xml")
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,9 @@ class UploadOptions:
         """True when the allowlist admits some type a browser would execute."""
         if not self.content_types:
             return True
-        return any(content_type_matches(t, p) for t in ACTIVE_CONTENT_TYPES for p in self.content_types)
+        return any(is_active_content(p) for p in self.content_types) or any(
+            content_type_matches(t, p) for t in ACTIVE_CONTENT_TYPES for p in self.content_types
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -29,6 +29,7 @@ from app.errors import (
     UploadTooSmall,
 )
 from app.keys import FILENAME_VAR, StorageUrls, extension_of, key_prefix, new_token, parse_key, sanitize_file_name
+from app.limits import PresignQuota
 from app.models import Upload, UploadVersion
 from app.policy import (
     ClientOptions,
@@ -65,6 +66,12 @@ class Caller:
     """Who is asking: `subject` from a verified token, or None in anonymous mode."""
 
     subject: str | None = None
+    # Where an anonymous caller comes from: the presign rate limit's key when there is no subject.
+    address: str | None = field(default=None, compare=False)
+
+    @property
+    def rate_key(self) -> str:
+        return f"sub:{self.subject}" if self.subject is not None else f"addr:{self.address}"
 
 
 ANONYMOUS = Caller()
@@ -144,6 +151,7 @@ class Uploads:
         self.on_attached = on_attached
         self.clock = clock
         self.confirm_grace = timedelta(seconds=settings.presign_expires_in)
+        self.quota = PresignQuota(settings.presign_rate_per_minute, settings.max_pending_uploads, clock)
 
     # -- lookups -------------------------------------------------------------------------------
     def table(self, name: str) -> TableDef:
@@ -176,6 +184,7 @@ class Uploads:
         include_content_type: bool = True,
     ) -> PresignedUpload:
         pdef = self.upload_property(table, prop, accepts)
+        await self.quota.check(caller.subject, caller.rate_key)
         options = pdef.upload_options()
         if pdef.type == "image" and client.content_type and not client.content_type.lower().startswith("image/"):
             raise ContentTypeNotAllowed(

@@ -16,12 +16,13 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from app import db
 from app.errors import AppError
 from app.queue import Message, Queue
 from app.settings import Settings, SettingsError
-from app.storage import Storage
 from app.versions import Versions
 
 log = logging.getLogger(__name__)
@@ -33,17 +34,27 @@ _QUEUE_ERROR_PAUSE = 2.0
 
 
 class Worker:
-    def __init__(self, settings: Settings, versions: Versions, queue: Queue) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        versions: Versions,
+        queue: Queue,
+        *,
+        periodic: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+    ) -> None:
         self.settings = settings
         self.versions = versions
         self.queue = queue
+        # Other housekeeping loops that live as long as the worker (the clean-up sweep).
+        self.periodic = periodic
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
         self._stop.set()
 
     async def run(self) -> None:
-        reconciler = asyncio.create_task(self._reconcile_forever())
+        background = [asyncio.create_task(self._reconcile_forever())]
+        background += [asyncio.create_task(loop()) for loop in self.periodic]
         try:
             while not self._stop.is_set():
                 for message in await self._receive():
@@ -52,9 +63,11 @@ class Worker:
                     else:
                         await self.handle(message)
         finally:
-            reconciler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reconciler
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def _until_stopped(self, coro: asyncio.Task[list[Message]]) -> bool:
         """Wait for `coro` unless stop() comes first; True if it finished."""
@@ -142,29 +155,29 @@ async def stop_gracefully(worker: Worker, task: asyncio.Task[None]) -> None:
 
 
 async def main(settings: Settings) -> None:
-    from app.keys import StorageUrls
+    from app.main import Services
+    from app.sweep import run_periodically
     from app.tables import load_tables
 
     if not settings.queue_url:
         raise SystemExit("QUEUE_URL is not set: the worker needs the queue that the API sends version jobs to")
-    tables = load_tables(settings.schema_dir)
-    urls = StorageUrls(settings.s3_bucket, settings.s3_region, settings.s3_endpoint_url)
-    storage = Storage(settings, urls)
-    queue = Queue(settings, settings.queue_url)
+    services = Services(settings, load_tables(settings.schema_dir))
+    queue = services.queue
+    assert queue is not None
     orm = await db.connect(settings.database_url)
-    await storage.start()
+    await services.storage.start()
     await queue.start()
     try:
-        worker = Worker(settings, Versions(settings, tables, storage), queue)
+        worker = Worker(settings, services.versions, queue, periodic=[lambda: run_periodically(services)])
         task = asyncio.create_task(worker.run())
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stop)
-        log.info("worker %d listening on %s", os.getpid(), settings.queue_url)
+        log.info("worker %d listening on %s; sweeping every SWEEP_INTERVAL", os.getpid(), settings.queue_url)
         await task
     finally:
         await queue.close()
-        await storage.close()
+        await services.storage.close()
         await db.disconnect(orm)
 
 

@@ -252,6 +252,12 @@ async def test_malformed_arguments(h: Harness, query: str, variables: dict[str, 
     assert await Upload.all().count() == 0
 
 
+async def test_bigint_out_of_range_is_bad_input(h: Harness) -> None:
+    query = """mutation { multipart_upload_create(table: "documents", property_name: "resume", file_name: "a.pdf",
+        content_type: "application/pdf", size: 1180591620717411303424) { upload_id } }"""
+    assert code(await h.gql(query)) == "BAD_USER_INPUT"
+
+
 async def test_record_not_found(h: Harness) -> None:
     assert code(await h.gql(RECORD_UPDATE, {"id": "12345", "prop": "image", "props": []})) == "RECORD_NOT_FOUND"
     assert code(await h.gql('mutation { record_delete(id: "12345") { id } }')) == "RECORD_NOT_FOUND"

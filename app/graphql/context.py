@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from strawberry.types import Info as _Info
 
+from app.errors import AppError
 from app.records import Records
 from app.uploads import Caller, Uploads
 
@@ -19,6 +20,8 @@ class Context:
     uploads: Uploads
     records: Records
     caller: Caller
+    auth_error: AppError | None = None  # a bad token: AuthGate fails the request with it
+    auth_required: bool = False  # auth is configured: mutations need a token
 
 
 Info = _Info[Context, None]

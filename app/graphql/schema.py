@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
 from strawberry.schema.config import StrawberryConfig
 
-from app.errors import AppError
+from app import db
+from app.errors import AppError, DatabaseUnavailable
+from app.graphql.auth_gate import AuthGate
 from app.graphql.context import Info
 from app.graphql.inputs import (
     AttachmentPresignUrlInput,
@@ -24,6 +35,7 @@ from app.graphql.inputs import (
 from app.graphql.multipart import MultipartMutation
 from app.graphql.scalars import SCALARS
 from app.graphql.types import PresignedUploadUrl, Record, RecordCollection, Table
+from app.settings import Settings
 
 log = logging.getLogger("app.graphql")
 
@@ -140,6 +152,9 @@ def convert_error(error: GraphQLError, *, debug: bool) -> GraphQLError:
     """Every error leaves with `extensions.code`, as Apollo clients expect; unexpected exceptions
     are logged with their traceback and masked unless in debug mode."""
     original = error.original_error
+    if original is not None and not isinstance(original, AppError) and db.is_unavailable(original):
+        log.warning("database unavailable in %s: %r", ".".join(map(str, error.path or [])), original)
+        original = DatabaseUnavailable("the database is unavailable; nothing was changed, try again shortly")
     if isinstance(original, AppError):
         return _with_code(error, original.message, original.code, original)
     if original is None or isinstance(original, GraphQLError):
@@ -150,6 +165,9 @@ def convert_error(error: GraphQLError, *, debug: bool) -> GraphQLError:
         else:
             code = "GRAPHQL_VALIDATION_FAILED"
         return _with_code(error, error.message, code, None)
+    if isinstance(original, (ValueError, TypeError)) and not error.path:
+        # A custom scalar (BigInt, HashObject) refused a literal or variable during validation.
+        return _with_code(error, error.message, "BAD_USER_INPUT", None)
     log.error("unexpected error in %s", ".".join(map(str, error.path or [])), exc_info=original)
     message = error.message if debug else "Internal server error; it has been logged"
     return _with_code(error, message, "INTERNAL_SERVER_ERROR", original if debug else None)
@@ -161,10 +179,25 @@ class AppSchema(strawberry.Schema):
         convert_error logs the unexpected ones."""
 
 
-def build_schema(*, extra_extensions: tuple[type[SchemaExtension], ...] = ()) -> AppSchema:
+def build_schema(
+    *, extra_extensions: tuple[type[SchemaExtension], ...] = (), settings: Settings | None = None
+) -> AppSchema:
+    s = settings or Settings()
+    # Limits run at parse and validation time, before any resolver, so an abusive document costs
+    # almost nothing; the caches then remember the verdict for repeated documents.
+    limits: list[Any] = [
+        lambda: MaxTokensLimiter(max_token_count=s.graphql_max_tokens),
+        lambda: ParserCache(maxsize=512),
+        lambda: QueryDepthLimiter(max_depth=s.graphql_max_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=s.graphql_max_aliases),
+        lambda: ValidationCache(maxsize=512),
+        AuthGate,
+    ]
+    if not s.graphql_introspection:
+        limits.insert(0, DisableIntrospection)
     return AppSchema(
         query=Query,
         mutation=Mutation,
         config=StrawberryConfig(auto_camel_case=False, scalar_map=SCALARS),
-        extensions=[lambda: ParserCache(maxsize=512), lambda: ValidationCache(maxsize=512), *extra_extensions],
+        extensions=[*limits, *extra_extensions],
     )

@@ -1,0 +1,111 @@
+"""JWT bearer auth (SPEC §7): who is calling, from the `Authorization: Bearer <jwt>` header.
+
+HS256 with AUTH_JWT_SECRET or RS256 with AUTH_JWT_PUBLIC_KEY; only that one algorithm is accepted, so
+a token cannot pick its own (no `alg: none`, no HS256 signed with the public key). `exp` and `sub` are
+required; `iss` and `aud` are checked when configured. Without either key the server runs in
+anonymous mode: every caller is anonymous and records have no owner.
+
+Transports call `authenticate(request)`; GraphQL does it in `GraphQLApp.get_context`, REST handlers
+can do the same. A missing header gives an anonymous caller (the transport decides what anonymous callers may
+do); a present but bad header always raises `Unauthenticated`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import jwt
+from starlette.requests import Request
+
+from app.errors import Unauthenticated
+from app.settings import Settings
+from app.uploads import Caller
+
+log = logging.getLogger("app.auth")
+
+# Clocks of token issuers and ours may differ a little; more would stretch every token's life.
+LEEWAY_SECONDS = 30
+MAX_TOKEN_LENGTH = 8192
+
+
+class Authenticator:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        if settings.auth_jwt_secret:
+            self.algorithm: str | None = "HS256"
+            self.key: str | None = settings.auth_jwt_secret.value
+        elif settings.auth_jwt_public_key:
+            self.algorithm = "RS256"
+            self.key = settings.auth_jwt_public_key.value
+        else:
+            self.algorithm = self.key = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.key is not None
+
+    def describe(self) -> str:
+        if not self.enabled:
+            return (
+                "ANONYMOUS MODE: no AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY is set; every caller may create, "
+                "change and delete every record. Set one of them before exposing this server."
+            )
+        checks = [f"iss={self.settings.auth_jwt_issuer}"] if self.settings.auth_jwt_issuer else []
+        checks += [f"aud={self.settings.auth_jwt_audience}"] if self.settings.auth_jwt_audience else []
+        return f"JWT auth on ({self.algorithm}{', ' + ', '.join(checks) if checks else ''}); mutations need a token"
+
+    def authenticate(self, request: Request) -> Caller:
+        header = request.headers.get("authorization")
+        if header is None:
+            return self.anonymous(request)
+        scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+        if not self.enabled:
+            raise Unauthenticated("this server runs without auth and accepts no tokens; drop the Authorization header")
+        return Caller(subject=self.verify(token.strip()))
+
+    @staticmethod
+    def anonymous(request: Request) -> Caller:
+        return Caller(subject=None, address=request.client.host if request.client else None)
+
+    def verify(self, token: str) -> str:
+        """The token's subject, or Unauthenticated with a reason safe to show (never the key)."""
+        assert self.key is not None and self.algorithm is not None
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise Unauthenticated("the token is too long")
+        required = ["exp", "sub"] + (["iss"] if self.settings.auth_jwt_issuer else [])
+        try:
+            claims = jwt.decode(
+                token,
+                self.key,
+                algorithms=[self.algorithm],
+                audience=self.settings.auth_jwt_audience,
+                issuer=self.settings.auth_jwt_issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"require": required, "verify_aud": self.settings.auth_jwt_audience is not None},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("the token has expired; get a new one") from None
+        except jwt.InvalidTokenError as exc:
+            raise Unauthenticated(f"the token is not valid: {_reason(exc)}") from None
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject or len(subject) > 255:
+            raise Unauthenticated("the token's sub must be a non-empty string of at most 255 characters")
+        return subject
+
+
+def _reason(exc: Exception) -> str:
+    """PyJWT's messages name claims and algorithms, never key material; keep them short."""
+    return str(exc)[:200] or type(exc).__name__
+
+
+def authenticate(request: Request, *, write: bool = False) -> Caller:
+    """The caller of a request to an app built by create_app (for REST handlers). `write=True` for
+    endpoints that change something: with auth on, an anonymous caller gets Unauthenticated, as
+    GraphQL mutations do."""
+    authenticator: Authenticator = request.app.state.services.auth
+    caller = authenticator.authenticate(request)
+    if write and authenticator.enabled and caller.subject is None:
+        raise Unauthenticated("this operation needs a token: send 'Authorization: Bearer <jwt>'")
+    return caller

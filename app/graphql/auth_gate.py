@@ -1,0 +1,32 @@
+"""Who may run what over GraphQL once the caller is known (see app/auth.py).
+
+- A bad token fails the whole request with UNAUTHENTICATED, query or mutation: a client that sends
+  credentials wants to know they are wrong, not to be served as anonymous.
+- With auth on, anonymous callers may read (records, tables; private files resolve to a null URL)
+  but every mutation needs a token. In anonymous mode everyone may do everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from graphql import ExecutionResult, GraphQLError
+from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
+
+from app.errors import Unauthenticated
+
+
+class AuthGate(SchemaExtension):
+    def on_execute(self) -> Iterator[None]:
+        ctx = self.execution_context.context
+        error = getattr(ctx, "auth_error", None)
+        if error is None and getattr(ctx, "auth_required", False) and ctx.caller.subject is None:
+            if self.execution_context.operation_type == OperationType.MUTATION:
+                error = Unauthenticated("this operation needs a token: send 'Authorization: Bearer <jwt>'")
+        if error is not None:
+            # A result set before execution makes Strawberry skip the resolvers entirely.
+            self.execution_context.result = ExecutionResult(
+                data=None, errors=[GraphQLError(error.message, original_error=error)]
+            )
+        yield

@@ -1,0 +1,67 @@
+"""Per-caller presign limits: a rate (token bucket) and a cap on pending uploads (one COUNT).
+
+The token buckets live in this process's memory: with N server processes a caller may presign up to
+N times the rate. That is deliberate (no shared store to run or to fail); the pending-upload cap is
+read from the database and therefore holds across processes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import datetime
+
+from app.errors import TooManyRequests
+from app.models import Upload
+
+# Buckets of callers idle long enough are full again and can be forgotten; this bounds memory.
+MAX_TRACKED_CALLERS = 10_000
+
+
+class TokenBucket:
+    """`rate_per_minute` tokens refill evenly; a burst of up to one minute's worth is allowed."""
+
+    def __init__(self, rate_per_minute: int, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.capacity = float(rate_per_minute)
+        self.per_second = rate_per_minute / 60.0
+        self.monotonic = monotonic
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def take(self, key: str) -> float:
+        """Take one token; 0.0 if granted, else the seconds until one is available."""
+        now = self.monotonic()
+        tokens, stamp = self._buckets.pop(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - stamp) * self.per_second)
+        wait = 0.0
+        if tokens >= 1.0:
+            tokens -= 1.0
+        else:
+            wait = (1.0 - tokens) / self.per_second
+        self._buckets[key] = (tokens, now)
+        while len(self._buckets) > MAX_TRACKED_CALLERS:
+            self._buckets.popitem(last=False)
+        return wait
+
+
+class PresignQuota:
+    def __init__(self, rate_per_minute: int, max_pending: int, clock: Callable[[], datetime]) -> None:
+        self.bucket = TokenBucket(rate_per_minute)
+        self.max_pending = max_pending
+        self.clock = clock
+
+    async def check(self, owner: str | None, rate_key: str) -> None:
+        wait = self.bucket.take(rate_key)
+        if wait > 0:
+            raise TooManyRequests(
+                f"too many presign requests; at most {int(self.bucket.capacity)} per minute, "
+                f"retry in {max(1, round(wait))} s",
+                retry_after=max(1, round(wait)),
+            )
+        # Uses the owner index; anonymous callers (no owner) share one pool.
+        pending = await Upload.filter(owner=owner, status="issued", expires_at__gt=self.clock()).count()
+        if pending >= self.max_pending:
+            raise TooManyRequests(
+                f"{pending} uploads are presigned but not yet saved; save or let them expire before "
+                f"presigning more (limit {self.max_pending})"
+            )

@@ -1,0 +1,176 @@
+"""The limits a hostile client runs into: GraphQL document size and shape, request body size,
+introspection and GraphiQL switches, masked internal errors, CORS, and per-caller presign limits."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from app.models import Upload
+from tests.conftest import BACKEND, Harness
+from tests.gql import IMAGE_PRESIGN, RECORDS, TABLES
+
+PRESIGN_VARS = {"table": "photos", "prop": "image"}
+
+
+def code_of(body: dict[str, Any]) -> str:
+    assert body.get("errors"), body
+    return str(body["errors"][0]["extensions"]["code"])
+
+
+async def test_deep_queries_are_refused_before_any_resolver(harness_factory: Any) -> None:
+    h: Harness = await harness_factory(GRAPHQL_MAX_DEPTH=3)
+    variables = {"table": "photos", "prop": "image"}
+    body = await h.gql(RECORDS, variables)
+    assert code_of(body) == "GRAPHQL_VALIDATION_FAILED"
+    assert "depth" in body["errors"][0]["message"]
+    assert body.get("data") is None
+    assert (await h.ok("{ tables { name } }"))["tables"]
+
+
+async def test_default_depth_fits_the_real_queries(h: Harness) -> None:
+    data = await h.ok(RECORDS, {"table": "photos", "prop": "image"})
+    assert data["records"]["total_entries"] == 0
+
+
+async def test_alias_flood_is_refused(h: Harness) -> None:
+    flood = "{ " + " ".join(f"a{i}: tables {{ name }}" for i in range(31)) + " }"
+    body = await h.gql(flood)
+    assert code_of(body) == "GRAPHQL_VALIDATION_FAILED"
+    assert "aliases" in body["errors"][0]["message"]
+    assert (await h.ok("{ " + " ".join(f"a{i}: tables {{ name }}" for i in range(30)) + " }"))["a29"]
+
+
+async def test_token_flood_is_refused(h: Harness) -> None:
+    flood = "{ tables { " + "name " * 3000 + "} }"
+    body = await h.gql(flood)
+    assert code_of(body) == "GRAPHQL_PARSE_FAILED"
+    assert "tokens" in body["errors"][0]["message"]
+
+
+async def test_oversized_body_gets_413_json(h: Harness) -> None:
+    big = {"query": TABLES, "variables": {"pad": "x" * (1_048_576 + 1)}}
+    response = await h.http.post("/graphql", json=big)
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+async def test_oversized_chunked_body_without_length_gets_413(harness_factory: Any) -> None:
+    h: Harness = await harness_factory(MAX_BODY_BYTES=4096)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"query": "{ tables { name } }", "variables": {"pad": "'
+        for _ in range(10):
+            yield b"x" * 1024
+        yield b'"}}'
+
+    response = await h.http.post("/graphql", content=chunks(), headers={"content-type": "application/json"})
+    assert "content-length" not in response.request.headers
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+async def test_lying_content_length_is_refused(h: Harness) -> None:
+    response = await h.http.post("/graphql", content=b"{}", headers={"content-length": "-1"})
+    assert response.status_code in (400, 413)
+    small = await h.http.post("/graphql", json={"query": TABLES})
+    assert small.status_code == 200
+
+
+async def test_introspection_and_graphiql_are_on_in_development(h: Harness) -> None:
+    assert (await h.ok("{ __schema { queryType { name } } }"))["__schema"]["queryType"]["name"] == "Query"
+    page = await h.http.get("/graphql", headers={"accept": "text/html"})
+    assert page.status_code == 200 and "graphiql" in page.text.lower()
+
+
+async def test_introspection_and_graphiql_can_be_switched_off(harness_factory: Any) -> None:
+    h: Harness = await harness_factory(GRAPHQL_INTROSPECTION="false", GRAPHIQL="false")
+    body = await h.gql("{ __schema { types { name } } }")
+    assert code_of(body) == "GRAPHQL_VALIDATION_FAILED"
+    assert "introspection" in body["errors"][0]["message"].lower()
+    body = await h.gql('{ __type(name: "Record") { fields { name } } }')
+    assert code_of(body) == "GRAPHQL_VALIDATION_FAILED"
+    page = await h.http.get("/graphql", headers={"accept": "text/html"})
+    assert page.status_code == 404
+    assert (await h.ok(TABLES))["tables"]  # ordinary queries still work
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="breaks the SQLite file behind the app's back")
+@pytest.mark.parametrize("debug", [False, True])
+async def test_internal_errors_are_masked_outside_debug(harness_factory: Any, debug: bool) -> None:
+    h: Harness = await harness_factory(DEBUG=str(debug).lower())
+    # A real fault the app cannot expect: the records table vanished (e.g. a botched migration).
+    path = h.settings.database_url[len("sqlite://") :]
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE records")
+    body = await h.gql(RECORDS, {"table": "photos", "prop": "image"})
+    error = body["errors"][0]
+    assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    text = str(body)
+    if debug:
+        assert "records" in error["message"]
+    else:
+        assert error["message"] == "Internal server error; it has been logged"
+        assert "Traceback" not in text and "no such table" not in text and 'File "' not in text
+
+
+async def test_cors_preflight_allowed_and_denied(harness_factory: Any) -> None:
+    h: Harness = await harness_factory(CORS_ORIGINS="https://app.example, https://admin.example")
+    preflight = {
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization,content-type",
+    }
+    ok = await h.http.options("/graphql", headers={"origin": "https://app.example", **preflight})
+    assert ok.status_code == 200
+    assert ok.headers["access-control-allow-origin"] == "https://app.example"
+    assert "authorization" in ok.headers["access-control-allow-headers"].lower()
+    denied = await h.http.options("/graphql", headers={"origin": "https://evil.example", **preflight})
+    assert denied.status_code == 400
+    assert "access-control-allow-origin" not in denied.headers
+    simple = await h.http.post("/graphql", json={"query": TABLES}, headers={"origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in simple.headers
+    too_big = await h.http.post(
+        "/graphql",
+        content=b"x" * 2_000_000,
+        headers={"origin": "https://app.example", "content-type": "application/json"},
+    )
+    assert too_big.status_code == 413
+    assert too_big.headers["access-control-allow-origin"] == "https://app.example"
+
+
+async def test_no_cors_headers_without_cors_origins(h: Harness) -> None:
+    response = await h.http.post("/graphql", json={"query": TABLES}, headers={"origin": "https://app.example"})
+    assert "access-control-allow-origin" not in response.headers
+
+
+async def test_presign_rate_limit_per_caller(harness_factory: Any) -> None:
+    h: Harness = await harness_factory(PRESIGN_RATE_PER_MINUTE=3)
+    for _ in range(3):
+        await h.ok(IMAGE_PRESIGN, PRESIGN_VARS)
+    body = await h.gql(IMAGE_PRESIGN, PRESIGN_VARS)
+    assert code_of(body) == "TOO_MANY_REQUESTS"
+    assert "per minute" in body["errors"][0]["message"]
+    assert await Upload.all().count() == 3
+    assert (await h.ok(TABLES))["tables"]  # reads are not rate limited
+
+
+async def test_pending_upload_cap(harness_factory: Any) -> None:
+    h: Harness = await harness_factory(MAX_PENDING_UPLOADS=2)
+    await h.ok(IMAGE_PRESIGN, PRESIGN_VARS)
+    await h.ok(IMAGE_PRESIGN, PRESIGN_VARS)
+    body = await h.gql(IMAGE_PRESIGN, PRESIGN_VARS)
+    assert code_of(body) == "TOO_MANY_REQUESTS"
+    assert "presigned but not yet saved" in body["errors"][0]["message"]
+    assert await Upload.all().count() == 2
+    # Expired uploads no longer count: the caller can go on once they lapse.
+    await Upload.all().update(expires_at=await _past())
+    assert (await h.ok(IMAGE_PRESIGN, PRESIGN_VARS))["image_presign_url"]
+
+
+async def _past() -> Any:
+    from datetime import UTC, datetime, timedelta
+
+    return datetime.now(UTC) - timedelta(seconds=1)
