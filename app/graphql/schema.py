@@ -65,33 +65,27 @@ class Query:
         return None if view is None else Record.from_view(view)
 
 
+async def _presign_form(
+    info: Info, options: AttachmentPresignUrlInput | ImagePresignUrlInput, accepts: tuple[str, ...]
+) -> PresignedUploadUrl:
+    """The 2020 presign mutations differ only in the property types they accept."""
+    ctx = info.context
+    prop = options.model_property
+    result = await ctx.uploads.presign_post(
+        ctx.caller, prop.model_schema_name, prop.property_name, accepts, options.client_options(), options.file_name
+    )
+    return PresignedUploadUrl.from_domain(result)
+
+
 @strawberry.type
 class Mutation(MultipartMutation):
     @strawberry.mutation(description="Presign a form upload into an attachment (or upload) property.")
     async def attachment_presign_url(self, info: Info, options: AttachmentPresignUrlInput) -> PresignedUploadUrl:
-        ctx = info.context
-        result = await ctx.uploads.presign_post(
-            ctx.caller,
-            options.model_property.model_schema_name,
-            options.model_property.property_name,
-            ("attachment", "upload"),
-            options.client_options(),
-            options.file_name,
-        )
-        return PresignedUploadUrl.from_domain(result)
+        return await _presign_form(info, options, ("attachment", "upload"))
 
     @strawberry.mutation(description="Presign a form upload into an image (or upload) property.")
     async def image_presign_url(self, info: Info, options: ImagePresignUrlInput) -> PresignedUploadUrl:
-        ctx = info.context
-        result = await ctx.uploads.presign_post(
-            ctx.caller,
-            options.model_property.model_schema_name,
-            options.model_property.property_name,
-            ("image", "upload"),
-            options.client_options(),
-            options.file_name,
-        )
-        return PresignedUploadUrl.from_domain(result)
+        return await _presign_form(info, options, ("image", "upload"))
 
     @strawberry.mutation(description="Presign an upload into any upload property (current API).")
     async def property_upload_presigned_url(
