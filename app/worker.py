@@ -16,10 +16,11 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from app import db
+from app import db, metrics
 from app.errors import AppError
 from app.queue import Message, Queue
 from app.settings import Settings, SettingsError
@@ -100,6 +101,7 @@ class Worker:
             log.error("dropping malformed message %r", message.body[:100])
             await self._quietly(self.queue.delete(message))
             return
+        started = time.monotonic()
         try:
             outcome = await self.versions.process(upload_id)
         except asyncio.CancelledError:
@@ -107,8 +109,13 @@ class Worker:
             raise
         except Exception:  # the database or a bug: never let one job stop the loop
             log.exception("upload %s: version job failed; it will be retried", upload_id)
+            metrics.observe_version_job(time.monotonic() - started, ok=False, reason="exception")
             await self._quietly(self.queue.retry_later(message, self.versions.backoff(message.receive_count)))
             return
+        final = outcome.retry_in is None
+        ok = final and outcome.failed == 0
+        reason = None if ok else ("failed" if final else "retry")
+        metrics.observe_version_job(time.monotonic() - started, ok=ok, reason=reason, final=final)
         if outcome.retry_in is None:
             log.info("upload %s: %d version(s) built, %d failed", upload_id, outcome.built, outcome.failed)
             await self._quietly(self.queue.delete(message))

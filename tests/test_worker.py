@@ -141,6 +141,13 @@ def details(upload: dict[str, Any]) -> dict[str, dict[str, Any]]:
 # --- tests --------------------------------------------------------------------------------
 
 
+def _metric(response: Any, series: str) -> float:
+    for line in response.text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
 async def test_versions_of_real_images(harness_factory: Any, queue_url: str) -> None:
     h = await harness_factory(QUEUE_URL=queue_url, **FAST)
     saved = {
@@ -151,8 +158,14 @@ async def test_versions_of_real_images(harness_factory: Any, queue_url: str) -> 
         "corrupt": await save_image(h, corrupt_jpeg(), "broken.jpg", "image/jpeg"),
     }
     assert all(v["status"] == "pending" for s in saved.values() for v in s["upload"]["version_details"])
+    failures_before = _metric(
+        await h.http.get("/metrics"), 'uploads_version_job_failures_total{final="true",reason="failed"}'
+    )
     async with running_worker(h):
         done = {name: await settled(h, s["id"]) for name, s in saved.items()}
+    # The worker reports its jobs to /metrics: the bomb and the corrupt file are final failures.
+    failures = _metric(await h.http.get("/metrics"), 'uploads_version_job_failures_total{final="true",reason="failed"}')
+    assert failures - failures_before == 2
 
     # JPEG with EXIF orientation 6: upright 80x120, metadata stripped.
     jpeg = done["jpeg"]
@@ -268,9 +281,9 @@ async def test_queue_down_at_save_then_reconciler_builds(harness_factory: Any, q
     created = await save_image(h, files.png(), "a.png", "image/png")  # the send fails: the save does not
     assert {d["status"] for d in created["upload"]["version_details"]} == {"pending"}
     # A worker beside an API on the live queue (RUN_WORKER: the lifespan starts it), same database and bucket.
-    live = await harness_factory(QUEUE_URL=queue_url, S3_BUCKET=h.bucket, RUN_WORKER="true", **(FAST | {
-        "RECONCILE_AFTER": 0
-    }))
+    live = await harness_factory(
+        QUEUE_URL=queue_url, S3_BUCKET=h.bucket, RUN_WORKER="true", **(FAST | {"RECONCILE_AFTER": 0})
+    )
     upload = await settled(live, created["id"])
     assert {d["status"] for d in upload["version_details"]} == {"ready"}
 
