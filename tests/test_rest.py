@@ -105,3 +105,21 @@ async def test_errors_are_json_with_codes(h: Harness) -> None:
     await error(h, "/upload/confirm", 400, "BAD_USER_INPUT", json={"table": "documents", "property_name": "resume"})
     response = await h.http.get("/upload/init")
     assert response.status_code == 405
+
+
+async def test_rest_needs_a_token_when_auth_is_on(harness_factory: Any) -> None:
+    import time
+
+    import jwt
+
+    secret = "s" * 40
+    h: Harness = await harness_factory(AUTH_JWT_SECRET=secret)
+    anonymous = await h.http.post("/upload/init", json=init_body())
+    assert anonymous.status_code == 401
+    assert anonymous.json()["error"]["code"] == "UNAUTHENTICATED"
+    forged = await h.http.post("/upload/init", json=init_body(), headers={"Authorization": "Bearer not.a.jwt"})
+    assert forged.status_code == 401
+    token = jwt.encode({"sub": "alice", "exp": int(time.time()) + 300}, secret, algorithm="HS256")
+    ok = await h.http.post("/upload/init", json=init_body(), headers={"Authorization": f"Bearer {token}"})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["method"] == "PUT"
