@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import aioboto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from app.errors import QueueUnavailable
 from app.settings import Settings
+from app.storage import aws_session
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +47,6 @@ def _translate(exc: Exception, action: str) -> QueueUnavailable:
     return QueueUnavailable(f"the job queue is unavailable ({action}); try again shortly")
 
 
-def _session(settings: Settings) -> aioboto3.Session:
-    return aioboto3.Session(
-        aws_access_key_id=settings.s3_access_key_id,
-        aws_secret_access_key=settings.s3_secret_access_key.value or None,
-        aws_session_token=settings.s3_session_token.value or None,
-        region_name=settings.s3_region,
-    )
-
-
 # Fail fast: a save must not hang on a dead queue (the reconciler catches up), and the worker
 # loop retries by itself.
 _CONFIG = Config(connect_timeout=3, read_timeout=30, retries={"max_attempts": 2, "mode": "standard"})
@@ -72,7 +63,7 @@ class Queue:
 
     async def start(self) -> None:
         self._client = await self._stack.enter_async_context(
-            _session(self.settings).client("sqs", endpoint_url=endpoint_of(self.url), config=_CONFIG)
+            aws_session(self.settings).client("sqs", endpoint_url=endpoint_of(self.url), config=_CONFIG)
         )
 
     async def close(self) -> None:
@@ -141,7 +132,7 @@ class Queue:
 async def create_queue(settings: Settings, endpoint_url: str | None, name: str, *, max_receives: int = 10) -> str:
     """Create `name` and its dead-letter queue `name-dlq` (after `max_receives` receives a message
     moves there); return the queue URL. For the embedded run and the tests; idempotent."""
-    async with _session(settings).client("sqs", endpoint_url=endpoint_url, config=_CONFIG) as sqs:
+    async with aws_session(settings).client("sqs", endpoint_url=endpoint_url, config=_CONFIG) as sqs:
         try:
             dlq_url = (await sqs.create_queue(QueueName=f"{name}-dlq"))["QueueUrl"]
             dlq_arn = (await sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"]))["Attributes"][

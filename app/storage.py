@@ -51,6 +51,16 @@ class MultipartRejected(Exception):
         self.message = message
 
 
+def aws_session(settings: Settings) -> aioboto3.Session:
+    """The AWS session every adapter (S3, SQS) builds its client from: one place for credentials."""
+    return aioboto3.Session(
+        aws_access_key_id=settings.s3_access_key_id,
+        aws_secret_access_key=settings.s3_secret_access_key.value or None,
+        aws_session_token=settings.s3_session_token.value or None,
+        region_name=settings.s3_region,
+    )
+
+
 def _client_error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
@@ -84,14 +94,8 @@ class Storage:
 
     async def start(self) -> None:
         s = self.settings
-        session = aioboto3.Session(
-            aws_access_key_id=s.s3_access_key_id,
-            aws_secret_access_key=s.s3_secret_access_key.value or None,
-            aws_session_token=s.s3_session_token.value or None,
-            region_name=s.s3_region,
-        )
         self._client = await self._stack.enter_async_context(
-            session.client("s3", endpoint_url=s.s3_endpoint_url, config=self._config)
+            aws_session(s).client("s3", endpoint_url=s.s3_endpoint_url, config=self._config)
         )
         if s.s3_access_key_id and s.s3_secret_access_key:
             try:
