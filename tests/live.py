@@ -19,8 +19,9 @@ from tests.conftest import free_port
 
 
 class LiveServer:
-    def __init__(self, base_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    def __init__(self, base_url: str, storage_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
         self.url = base_url
+        self.storage_url = storage_url  # the embedded moto server
         self.process = process
         self.log_path = log_path
 
@@ -45,7 +46,7 @@ def start_live_server(tmp: Path) -> LiveServer:
         process = subprocess.Popen(
             [sys.executable, "-m", "app.run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
-    server = LiveServer(f"http://127.0.0.1:{port}", process, log_path)
+    server = LiveServer(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{storage_port}", process, log_path)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
