@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Reinstall whenever pyproject.toml changes.
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run worker test test-deps install lint schema migration clean sweep
+.PHONY: run worker test test-deps install lint schema migration clean sweep graphiql-assets
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -47,12 +47,17 @@ tests/js/node_modules/.package-lock.json: tests/js/package-lock.json
 	else echo "test-deps: npm is missing: install Node.js 20+ (the Apollo test fails without it)" >&2; fi
 
 lint: install
-	$(VENV)/bin/ruff check app tests bench
+	$(VENV)/bin/ruff check app tests bench tools
 	$(VENV)/bin/mypy app
 
 # Regenerate the committed SDL after changing the GraphQL types.
 schema: install
 	$(PY) -c "from app.graphql.schema import build_schema; open('schema.graphql', 'w').write(str(build_schema()) + '\n')"
+
+# After upgrading strawberry-graphql: copy the GraphiQL page's assets (React, GraphiQL) from the npm
+# registry into app/static/graphiql/, checked against the page's integrity hashes.
+graphiql-assets: install
+	$(PY) tools/vendor_graphiql.py
 
 # After changing app/models.py: write a migration (see README, "Migrations").
 migration: install

@@ -1,8 +1,10 @@
 """GraphiQL as Strawberry serves it, opened on an example that walks through the upload flow.
 
 Strawberry's page hard-codes its welcome text as `EXAMPLE_QUERY` and has no setting for a default
-document, so we swap that one JavaScript constant. The page loads React and GraphiQL from unpkg.com:
-without internet access the editor cannot start (the HTML still arrives, with this example in it).
+document, so we swap that one JavaScript constant. The page also loads React and GraphiQL from
+unpkg.com, which a server behind a firewall (or a developer offline) cannot reach: we serve the very
+same files from `/static/graphiql/` instead (vendored by tools/vendor_graphiql.py, checked against the
+page's own Subresource Integrity hashes, which the browser checks again when it loads them).
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ query Photos {
 }
 """
 
+CDN = "https://unpkg.com/"
+ASSETS_URL = "/static/graphiql/"
+
 # "</" would end the <script> element early.
 _SCRIPT_JSON = json.dumps(EXAMPLE_DOCUMENT).replace("</", "<\\/")
 _EXAMPLE = re.compile(r"const EXAMPLE_QUERY = `.*?`;", re.DOTALL)
@@ -65,4 +70,5 @@ def graphiql_html() -> str:
     # A Strawberry upgrade that renames the constant should fail loudly, not silently drop the example.
     if count != 1:
         raise RuntimeError("strawberry's GraphiQL page no longer defines EXAMPLE_QUERY; update app/graphiql.py")
-    return replaced
+    # The integrity attributes stay: they name the same bytes, now served from our own origin.
+    return replaced.replace(CDN, ASSETS_URL)
