@@ -22,6 +22,10 @@ from app.sigv4 import PresignedGetSigner
 
 log = logging.getLogger(__name__)
 
+# Response headers the bucket's CORS rules let browsers read: ETag for multipart parts and Uppy, Location
+# for form POSTs (app/embedded_storage.py adds both to moto's POST answers).
+CORS_EXPOSE_HEADERS = ("ETag", "Location")
+
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
 
 
@@ -383,7 +387,7 @@ class Storage:
                         "AllowedOrigins": list(cors_origins) or ["*"],
                         "AllowedMethods": ["GET", "HEAD", "POST", "PUT"],
                         "AllowedHeaders": ["*"],
-                        "ExposeHeaders": ["ETag", "Location"],
+                        "ExposeHeaders": list(CORS_EXPOSE_HEADERS),
                         "MaxAgeSeconds": 3600,
                     }
                 ]
