@@ -23,7 +23,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote
 
-from app.storage import CORS_EXPOSE_HEADERS
+# Response headers the bucket's CORS rules let browsers read (Storage.ensure_bucket sets the rules):
+# ETag for multipart parts and Uppy, Location for form POSTs.
+CORS_EXPOSE_HEADERS = ("ETag", "Location")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 

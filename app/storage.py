@@ -15,16 +15,13 @@ import aioboto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from app.embedded_storage import CORS_EXPOSE_HEADERS
 from app.errors import StorageUnavailable
 from app.keys import StorageUrls
 from app.settings import Settings
 from app.sigv4 import PresignedGetSigner
 
 log = logging.getLogger(__name__)
-
-# Response headers the bucket's CORS rules let browsers read: ETag for multipart parts and Uppy, Location
-# for form POSTs (app/embedded_storage.py adds both to moto's POST answers).
-CORS_EXPOSE_HEADERS = ("ETag", "Location")
 
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
 

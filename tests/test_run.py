@@ -8,8 +8,8 @@ from pathlib import Path
 import boto3
 import httpx
 
+from app.embedded_storage import CORS_EXPOSE_HEADERS
 from app.run import start_embedded_storage
-from app.storage import CORS_EXPOSE_HEADERS
 from tests import files
 from tests.conftest import free_port
 from tests.live import start_live_server, stop_live_server
