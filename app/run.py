@@ -1,9 +1,10 @@
 """`make run`: migrate, start embedded storage (and queue) when none is configured, serve the API
 with the version worker beside it.
 
-Embedded storage is a moto server (S3 over HTTP) in a child process. It keeps objects in memory, so
-with the default database the embedded run starts from a fresh SQLite file each time: records never
-point at files that vanished with the previous run.
+Embedded storage is a moto server (S3 over HTTP) in a child process, answering form POSTs with S3's
+headers (app/embedded_storage.py). It keeps objects in memory, so with the default database the
+embedded run starts from a fresh SQLite file each time: records never point at files that vanished
+with the previous run.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def start_embedded_storage(host: str = "127.0.0.1", port: int = 9000) -> Embedde
             "or S3_ENDPOINT_URL to use a storage that is already running"
         )
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
+        [sys.executable, "-m", "app.embedded_storage", "-H", host, "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -15,6 +15,7 @@ import aioboto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from app.embedded_storage import CORS_EXPOSE_HEADERS
 from app.errors import StorageUnavailable
 from app.keys import StorageUrls
 from app.settings import Settings
@@ -383,7 +384,7 @@ class Storage:
                         "AllowedOrigins": list(cors_origins) or ["*"],
                         "AllowedMethods": ["GET", "HEAD", "POST", "PUT"],
                         "AllowedHeaders": ["*"],
-                        "ExposeHeaders": ["ETag", "Location"],
+                        "ExposeHeaders": list(CORS_EXPOSE_HEADERS),
                         "MaxAgeSeconds": 3600,
                     }
                 ]

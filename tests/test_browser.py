@@ -6,57 +6,21 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from app.graphiql import EXAMPLE_DOCUMENT
-from app.settings import ROOT
 from tests import files
+from tests.browser_support import ARTIFACTS, browser, page, playwright_api
 from tests.live import LiveServer, live_server
 
 pytestmark = pytest.mark.browser
-playwright_api = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = ROOT / "test-artifacts"
 # How long the page may take to show the thumb version: the worker builds it in the background.
 THUMB_TIMEOUT_MS = 60_000
 
-__all__ = ["live_server"]  # a fixture, imported for pytest
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.fail("Chromium is missing at /usr/bin/chromium: run `make test-deps` (apt-get install chromium)")
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser: object, live_server: LiveServer) -> Iterator[object]:
-    context = browser.new_context(accept_downloads=True, viewport={"width": 1100, "height": 900})  # type: ignore[attr-defined]
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
-    page.problems = problems
-    yield page
-    context.close()
+__all__ = ["browser", "live_server", "page"]  # fixtures, imported for pytest
 
 
 def photo_png(width: int = 1200, height: int = 800) -> bytes:

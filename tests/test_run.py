@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
+import boto3
 import httpx
 
+from app.embedded_storage import CORS_EXPOSE_HEADERS
+from app.run import start_embedded_storage
 from tests import files
+from tests.conftest import free_port
 from tests.live import start_live_server, stop_live_server
 
 
@@ -44,3 +49,45 @@ def test_make_run_serves_the_whole_flow_and_stops_cleanly(tmp_path: Path) -> Non
         raise AssertionError("embedded storage still running")
     except httpx.ConnectError:
         pass
+
+
+def test_embedded_storage_answers_a_form_post_with_s3s_headers() -> None:
+    """moto alone answers a POST upload with no ETag and no Location, and exposes neither to browsers;
+    Uppy's AwsS3 then never finishes. The embedded storage adds them, as S3 does."""
+    storage = start_embedded_storage(port=free_port())
+    try:
+        s3 = boto3.client(
+            "s3", endpoint_url=storage.url, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
+        )
+        s3.create_bucket(Bucket="uploads")
+        origin = "http://127.0.0.1:8000"
+        s3.put_bucket_cors(
+            Bucket="uploads",
+            CORSConfiguration={
+                "CORSRules": [
+                    {
+                        "AllowedOrigins": [origin],
+                        "AllowedMethods": ["POST"],
+                        "ExposeHeaders": list(CORS_EXPOSE_HEADERS),
+                    }
+                ]
+            },
+        )
+        data = files.png()
+        fields = {"key": "photos/image/abc/${filename}", "success_action_status": "201"}
+        posted = httpx.post(
+            storage.url + "/uploads", data=fields, files={"file": ("a b.png", data)}, headers={"Origin": origin}
+        )
+        assert posted.status_code == 201, posted.text
+        assert posted.headers["ETag"] == '"' + hashlib.md5(data).hexdigest() + '"'
+        assert posted.headers["Location"] == storage.url + "/uploads/photos/image/abc/a%20b.png"
+        assert posted.headers["Access-Control-Allow-Origin"] == origin
+        assert posted.headers["Access-Control-Expose-Headers"] == "ETag, Location"
+        stored = s3.get_object(Bucket="uploads", Key="photos/image/abc/a b.png")
+        assert stored["Body"].read() == data and stored["ETag"] == posted.headers["ETag"]
+        # Everything else is moto's own answer: a refused POST keeps its error and gets no ETag.
+        refused = httpx.post(storage.url + "/missing-bucket", data=fields, files={"file": ("x.png", data)})
+        assert refused.status_code == 404 and "ETag" not in refused.headers
+        assert httpx.get(storage.url + "/moto-api/").status_code == 200
+    finally:
+        storage.stop()

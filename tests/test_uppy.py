@@ -1,8 +1,9 @@
 """Uppy's AwsS3 plugin (non-multipart) with the README's `getUploadParameters` recipe: the recipe maps
 image_presign_url onto {method, url, fields, headers}; Uppy POSTs `fields` in their order with the
-file last in a field named "file". Uppy 4 appends the file's data as it has it (often a Blob, which
+file last in a field named "file". Uppy 5 appends the file's data as it has it (often a Blob, which
 browsers send with the file name "blob"), so the recipe always presigns with `file_name`: the key is
-then exact and does not depend on the name the form carries."""
+then exact and does not depend on the name the form carries. tests/test_uppy_browser.py runs the real
+Uppy bundle with the recipe in Chromium."""
 
 from __future__ import annotations
 

@@ -1,0 +1,186 @@
+"""Real Uppy in headless Chromium: the README's Uppy recipe, taken from README.md as it is written, runs
+with Uppy's prebuilt browser bundle (tests/js/node_modules/uppy, pinned in tests/js/package.json)
+against `python -m app.run`. The page is a blank document on the server's origin, written and filled
+by Playwright (the bundle is injected from node_modules), so no server code exists for this test."""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+
+import httpx
+import pytest
+
+from app.settings import ROOT
+from tests import files
+from tests.browser_support import ARTIFACTS, browser, page, playwright_api
+from tests.gql import IMAGE_PRESIGN, RECORD, RECORDS
+from tests.live import LiveServer, live_server
+
+pytestmark = pytest.mark.browser
+
+__all__ = ["browser", "live_server", "page"]  # fixtures, imported for pytest
+
+UPPY_DIST = ROOT / "tests" / "js" / "node_modules" / "uppy" / "dist"
+# What tests/js/package-lock.json pins: the `uppy` 5.2.4 bundle carries these two.
+UPPY_CORE_VERSION, UPPY_AWS_S3_VERSION = "5.2.0", "5.1.0"
+BLANK_HTML = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+    "<title>Uppy and the README recipe</title></head>"
+    '<body><div id="dashboard"></div></body></html>'
+)
+README_IMPORTS = ['import Uppy from "@uppy/core";', 'import AwsS3 from "@uppy/aws-s3";']
+LIMIT = 10240 * 1024  # photos.image: content_length.lte is 10240 KiB
+
+
+def readme_uppy_recipe() -> str:
+    """The js block after the README's "**Uppy 5**" paragraph, its two imports swapped for the bundle's
+    globals (the README says that is all that changes with the bundle)."""
+    readme = (ROOT / "README.md").read_text()
+    heading = readme.index("**Uppy 5**")
+    start = readme.index("```js\n", heading) + len("```js\n")
+    block = readme[start : readme.index("```", start)]
+    lines = block.splitlines()
+    assert [line for line in lines if line.startswith("import ")] == README_IMPORTS
+    assert "const { Uppy, AwsS3 } = window.Uppy;" in readme[heading:]
+    body = "\n".join(line for line in lines if not line.startswith("import "))
+    return "(() => {\nconst { Uppy, AwsS3 } = window.Uppy;\n" + body + "\nwindow.uppy = uppy;\n})();"
+
+
+def open_uppy(page: Any, live: LiveServer) -> None:
+    bundle = UPPY_DIST / "uppy.min.js"
+    if not bundle.exists():
+        pytest.fail(f"{bundle} is missing: run `make test-deps` (npm ci in tests/js)")
+    # A document the server itself answered (its /healthz), so Chromium places the page in the loopback
+    # address space like the storage it posts to; a page Playwright fulfilled would be "public" and
+    # Local Network Access would block the POST. Then the document is replaced with a blank one.
+    # Chromium asks the server for /favicon.ico, which it does not have: answer that from here.
+    page.route(live.url + "/favicon.ico", lambda route: route.fulfill(status=204))
+    page.goto(live.url + "/healthz")
+    page.set_content(BLANK_HTML)
+    page.add_style_tag(path=str(UPPY_DIST / "uppy.min.css"))
+    page.add_script_tag(path=str(bundle))
+    assert page.evaluate("() => [Uppy.Uppy.VERSION, Uppy.AwsS3.VERSION]") == [UPPY_CORE_VERSION, UPPY_AWS_S3_VERSION]
+    page.add_script_tag(content=readme_uppy_recipe())
+    assert page.evaluate("() => window.uppy instanceof Uppy.Uppy"), page.problems
+    # Not part of the recipe: Uppy's own file list, so the screenshot shows what Uppy thinks happened.
+    page.evaluate(
+        """() => uppy.use(Uppy.Dashboard, {inline: true, target: "#dashboard", height: 520,
+             hideUploadButton: true, proudlyDisplayPoweredByUppy: false})"""
+    )
+
+
+ADD_FILE = """([name, type, b64, padding]) => {
+  const head = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const data = new Blob([head, new Uint8Array(padding)], { type });
+  return uppy.addFile({ name, type, data, source: "test" });
+}"""
+
+UPLOAD = """async () => {
+  const late = new Promise((_, reject) => setTimeout(
+    () => reject(new Error(`uppy.upload() did not finish within 20 s: ${JSON.stringify(uppy.getState().info)}`)),
+    20000));
+  const { successful, failed } = await Promise.race([uppy.upload(), late]);
+  const plain = (f) => ({ name: f.name, meta: f.meta, error: f.error, response: f.response });
+  return { successful: successful.map(plain), failed: failed.map(plain) };
+}"""
+
+
+def add_file(page: Any, name: str, content_type: str, data: bytes, padding: int = 0) -> str:
+    """Adds `data` followed by `padding` zero bytes as a Blob, the way uppy.addFile documents it."""
+    return str(page.evaluate(ADD_FILE, [name, content_type, base64.b64encode(data).decode(), padding]))
+
+
+def gql(live: LiveServer, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = httpx.post(
+        live.url + "/graphql", json={"query": query, "variables": variables}, timeout=30
+    ).json()
+    return body
+
+
+def test_readme_recipe_uploads_and_saves_with_real_uppy(page: Any, live_server: LiveServer) -> None:
+    png = files.png(320, 240)
+    posts: list[bytes | None] = []
+
+    def record_post(route: Any) -> None:  # what Uppy sends to storage; the request goes on unchanged
+        if route.request.method == "POST":
+            posts.append(route.request.post_data_buffer)
+        route.continue_()
+
+    page.route(live_server.storage_url + "/**", record_post)
+    open_uppy(page, live_server)
+    add_file(page, "sunset 320x240.png", "image/png", png)
+
+    result = page.evaluate(UPLOAD)
+    assert result["failed"] == [], (result["failed"], page.problems)
+    [done] = result["successful"]
+    record_id = done["meta"]["record_id"]
+    assert record_id, done
+
+    # What Uppy really sent to storage: every presigned field in order, then the Blob as "file", last.
+    [form] = posts
+    assert form is not None
+    presigned = gql(
+        live_server, IMAGE_PRESIGN, {"table": "photos", "prop": "image", "type": "image/png", "name": "x.png"}
+    )["data"]["image_presign_url"]
+    names = [name.decode() for name in re.findall(rb'; name="([^"]+)"', form)]
+    assert names == [*presigned["upload_url_payload"], "file"]
+    assert b'; name="file"; filename="blob"\r\nContent-Type: image/png\r\n\r\n' + png in form
+
+    record = gql(live_server, RECORD, {"id": record_id, "prop": "image"})["data"]["record"]
+    assert record["properties"]["caption"] == "sunset 320x240.png"
+    upload = record["upload"]
+    assert upload["file_name"] == "sunset 320x240.png"
+    assert (upload["size"], upload["content_type"]) == (len(png), "image/png")
+    assert (upload["width"], upload["height"]) == (320, 240)
+    assert upload["url"].startswith(live_server.storage_url + "/") and upload["url"].endswith("/sunset%20320x240.png")
+    stored = httpx.get(upload["url"], timeout=30)
+    assert stored.status_code == 200 and stored.content == png
+    assert stored.headers["content-type"] == "image/png"
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "uppy-recipe.png"), full_page=True)
+    assert page.problems == []
+
+
+def test_readme_recipe_failures_carry_our_codes_in_uppy(page: Any, live_server: LiveServer) -> None:
+    open_uppy(page, live_server)
+    # Uppy's own restriction (image/*) refuses before any request.
+    with pytest.raises(playwright_api.Error, match=r"You can only upload: image/\*"):
+        add_file(page, "notes.txt", "text/plain", b"hello " * 400)
+
+    png = files.png()
+    add_file(page, "drawing.svg", "image/svg+xml", files.padded(b"<svg xmlns='http://www.w3.org/2000/svg'/>"))
+    add_file(page, "huge.png", "image/png", png, padding=LIMIT + 1 - len(png))
+    add_file(page, "fake.png", "image/png", files.HTML)
+
+    result = page.evaluate(UPLOAD)
+    assert result["successful"] == []
+    errors = {f["name"]: f["error"] for f in result["failed"]}
+    assert set(errors) == {"drawing.svg", "huge.png", "fake.png"}
+
+    # Refused at presign: Uppy shows the server's own message, after its code.
+    refused = gql(
+        live_server, IMAGE_PRESIGN, {"table": "photos", "prop": "image", "type": "image/svg+xml", "name": "drawing.svg"}
+    )["errors"][0]
+    assert refused["extensions"]["code"] == "CONTENT_TYPE_NOT_ALLOWED"
+    assert errors["drawing.svg"] == f"CONTENT_TYPE_NOT_ALLOWED: {refused['message']}"
+    assert errors["huge.png"] == f"UPLOAD_TOO_LARGE: huge.png is {LIMIT + 1} bytes; the limit is {LIMIT} bytes"
+    # Stored, then refused by record_create, which reads the bytes: HTML is not a PNG.
+    assert errors["fake.png"].startswith("CONTENT_MISMATCH: "), errors["fake.png"]
+
+    saved = gql(live_server, RECORDS, {"table": "photos", "prop": "image", "per_page": 100})["data"]["records"]
+    assert not {r["properties"].get("caption") for r in saved["results"]} & set(errors)
+
+    # For the screenshot: the errors as Uppy holds them (its Dashboard shows them only on hover).
+    page.evaluate(
+        """() => { const list = document.body.appendChild(document.createElement("ul"));
+             for (const f of uppy.getFiles()) list.appendChild(document.createElement("li")).textContent =
+               `${f.name}: ${f.error}`; }"""
+    )
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "uppy-recipe-errors.png"), full_page=True)
+    # Uppy logs each failure once with console.error ("[Uppy] [time] CODE: ..."); nothing else went wrong.
+    logged = [re.sub(r"^console error: \[Uppy\] \[[\d:]+\] ", "", p) for p in page.problems]
+    assert sorted(logged) == sorted(errors.values()), page.problems
