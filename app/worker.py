@@ -95,6 +95,10 @@ class Worker:
 
     async def handle(self, message: Message) -> None:
         """One message: delete it when done, or make it visible again after a backoff."""
+        # Queue lag of first deliveries only: a redelivered message keeps its first SentTimestamp, so
+        # its age would count processing and deliberate backoff, not waiting for a free worker.
+        if message.sent_at is not None and message.receive_count <= 1:
+            metrics.observe_queue_lag(time.time() - message.sent_at)
         try:
             upload_id = int(message.body)
         except ValueError:

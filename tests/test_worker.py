@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.models import Upload, UploadVersion
 from app.queue import create_queue
@@ -210,6 +211,38 @@ async def test_versions_of_real_images(harness_factory: Any, queue_url: str) -> 
         for d in done[name]["version_details"]:
             assert d["status"] == "failed" and reason in d["error"] and d["url"] is None
         assert done[name]["versions"] == {}
+
+
+def _samples(response: Any, name: str) -> dict[str, float]:
+    """The samples of one unlabelled histogram: `count`, `sum` and each bucket by its `le`."""
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == f"{name}_count":
+                out["count"] = sample.value
+            elif sample.name == f"{name}_sum":
+                out["sum"] = sample.value
+            elif sample.name == f"{name}_bucket":
+                out[sample.labels["le"]] = sample.value
+    return out
+
+
+async def test_queue_lag_is_observed_when_the_worker_takes_a_job(harness_factory: Any, queue_url: str) -> None:
+    h = await harness_factory(QUEUE_URL=queue_url, **FAST)
+    before = _samples(await h.http.get("/metrics"), "uploads_queue_lag_seconds")
+    started = time.monotonic()
+    created = [await save_image(h, files.png(70 + i, 50), f"lag{i}.png", "image/png") for i in range(3)]
+    await asyncio.sleep(0.6)  # no worker yet: every job waits in the queue at least this long
+    async with running_worker(h):
+        for c in created:
+            await settled(h, c["id"])
+    elapsed = time.monotonic() - started
+    after = _samples(await h.http.get("/metrics"), "uploads_queue_lag_seconds")
+    grown = {k: after[k] - before.get(k, 0.0) for k in after}
+    assert grown["count"] == 3  # one observation per job taken, from SQS's SentTimestamp
+    assert grown["0.5"] == 0  # each waited at least the 0.6 s before the worker started...
+    assert grown["15.0"] == 3  # ...and no longer than the test ran
+    assert 3 * 0.6 <= grown["sum"] <= 3 * elapsed
 
 
 async def test_redelivered_job_is_harmless(harness_factory: Any, queue_url: str) -> None:
