@@ -8,6 +8,7 @@ import contextlib
 import io
 import os
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -388,3 +389,54 @@ async def test_worker_killed_mid_job_loses_nothing(
         upload = await settled(h, created["id"], within=60)
     assert {d["status"] for d in upload["version_details"]} == {"ready"}
     assert {(d["width"], d["height"]) for d in upload["version_details"]} == {(2000, 2000)}
+
+
+async def test_standalone_worker_serves_its_metrics(harness_factory: Any, queue_url: str, database_url: str) -> None:
+    h = await harness_factory(QUEUE_URL=queue_url, **FAST)
+    created = await save_image(h, files.png(90, 60), "scraped.png", "image/png")
+    port = free_port()
+    env = _worker_env(h, database_url, ROOT / "app" / "schema") | {"WORKER_METRICS_PORT": str(port)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app.worker", cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+            deadline = time.monotonic() + 30
+            while True:
+                assert proc.returncode is None, "the worker exited"
+                try:
+                    health = await client.get("/healthz")
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "the worker's /healthz never answered"
+                    await asyncio.sleep(0.1)
+            assert (health.status_code, health.json()) == (200, {"status": "ok"})
+            upload = await settled(h, created["id"])  # built by the standalone worker: none runs here
+            assert {d["status"] for d in upload["version_details"]} == {"ready"}
+            scraped = await client.get("/metrics")
+            assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain; version=")
+            # The worker process's own registry: exactly the one job it ran, and its queue lag.
+            assert _samples(scraped, "uploads_queue_lag_seconds")["count"] == 1
+            assert _metric(scraped, 'uploads_version_job_duration_seconds_count{outcome="ok"}') == 1
+            assert (await client.get("/nope")).status_code == 404
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_standalone_worker_refuses_a_taken_metrics_port(queue_url: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = os.environ | {"QUEUE_URL": queue_url, "WORKER_METRICS_PORT": str(port), "S3_BUCKET": "q"}
+        result = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "app.worker", cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        _, stderr = await asyncio.wait_for(result.communicate(), 30)
+    assert result.returncode == 1
+    assert f"WORKER_METRICS_PORT={port}: cannot listen on 127.0.0.1:{port}" in stderr.decode()
