@@ -295,19 +295,44 @@ async def postgres_backends(database_url: str) -> list[int]:
     return [int(r["pid"]) for r in rows]
 
 
+def run_queue_wait(pid: int) -> float:
+    """Seconds the process's live threads spent runnable but waiting for a CPU (schedstat)."""
+    total = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            total += int(stat.read_text().split()[1])
+        except (FileNotFoundError, IndexError, ValueError):
+            continue  # the thread ended meanwhile
+    return total / 1e9
+
+
+def cpu_pressure() -> float:
+    """Seconds during which some runnable task waited for a CPU, machine-wide (PSI), 0 if unknown."""
+    try:
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except (FileNotFoundError, IndexError):
+        return 0.0
+    return int(line.rsplit("total=", 1)[1]) / 1e6
+
+
 class CpuMeter:
-    """CPU seconds by role between snapshots, per process so that processes may come and go."""
+    """CPU seconds and run-queue wait by role between snapshots, per process so that processes may
+    come and go; and the machine's CPU pressure."""
 
     def __init__(self) -> None:
-        self.last: dict[str, dict[int, float]] = {}
+        self.last: dict[str, dict[int, tuple[float, float]]] = {}
+        self.pressure = cpu_pressure()
 
-    def take(self, pids: dict[str, list[int]]) -> dict[str, float]:
-        now = {role: {pid: cpu_seconds(pid) for pid in ps} for role, ps in pids.items()}
-        spent = {
-            role: sum(cpu - self.last.get(role, {}).get(pid, 0.0) for pid, cpu in now[role].items()) for role in now
-        }
-        self.last = now
-        return spent
+    def take(self, pids: dict[str, list[int]]) -> tuple[dict[str, float], dict[str, float], float]:
+        now = {role: {pid: (cpu_seconds(pid), run_queue_wait(pid)) for pid in ps} for role, ps in pids.items()}
+        cpu, wait = {}, {}
+        for role, seen in now.items():
+            before = self.last.get(role, {})
+            cpu[role] = sum(c - before.get(pid, (0.0, 0.0))[0] for pid, (c, _) in seen.items())
+            wait[role] = sum(w - before.get(pid, (0.0, 0.0))[1] for pid, (_, w) in seen.items())
+        pressure = cpu_pressure()
+        self.last, spent_pressure, self.pressure = now, pressure - self.pressure, pressure
+        return cpu, wait, spent_pressure
 
 
 # -- one phase -----------------------------------------------------------------------------------
@@ -323,6 +348,8 @@ class Phase:
     cpu: dict[str, float] = field(default_factory=dict)
     logged: dict[str, int] = field(default_factory=dict)
     queue_left: int = 0
+    wait: dict[str, float] = field(default_factory=dict)  # run-queue wait during the load, by role
+    pressure: float = 0.0  # machine-wide CPU pressure during the load
 
 
 def run_phase(phase: Phase, args: argparse.Namespace, image: bytes, logs: Path) -> None:
@@ -364,9 +391,12 @@ def run_phase(phase: Phase, args: argparse.Namespace, image: bytes, logs: Path) 
         meter.take(pids())
         print(f"  {phase.name}: {phase.apis} API + {phase.workers} worker(s), {args.seconds:g} s of load", flush=True)
         phase.load = runner.run(run_clients([b for b, _ in apis], args.clients, args.seconds, image))
-        phase.cpu |= {f"{role} (load)": v for role, v in meter.take(pids()).items()}
+        cpu, wait, phase.pressure = meter.take(pids())
+        phase.cpu |= {f"{role} (load)": v for role, v in cpu.items()}
+        phase.wait = wait
         phase.drained_in = runner.run(drain(database_url, args.drain_timeout))
-        phase.cpu |= {f"{role} (drain)": v for role, v in meter.take(pids()).items() if role != "load generator"}
+        cpu, _, _ = meter.take(pids())
+        phase.cpu |= {f"{role} (drain)": v for role, v in cpu.items() if role != "load generator"}
         phase.verdict = runner.run(verify(database_url, phase.load.created))
         phase.worker_metrics = runner.run(scrape([b for b, _ in workers]))
         phase.queue_left = runner.run(queue_depth(settings, queue_url))
@@ -388,7 +418,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def report(phases: list[Phase], args: argparse.Namespace, image: bytes, load_avg: tuple[float, ...]) -> bool:
-    width = 28
+    width = 36
     cols = [f"{p.name} ({p.apis} API, {p.workers} wkr)" for p in phases]
     print()
     print(f"{'':{width}}" + "".join(f"{c:>30}" for c in cols))
@@ -463,6 +493,9 @@ def report(phases: list[Phase], args: argparse.Namespace, image: bytes, load_avg
         "all CPU s per second of load",
         [f"{sum(v for k, v in p.cpu.items() if k.endswith('(load)')) / p.load.seconds:.2f}" for p in phases],
     )
+    for role in sorted({k for p in phases for k in p.wait}):
+        row(f"waiting for a CPU s: {role}", [f"{p.wait.get(role, 0):.1f}" for p in phases])
+    row("CPU pressure (PSI some) %", [f"{100 * p.pressure / p.load.seconds:.0f}" for p in phases])
     print()
     if len(phases) == 2 and phases[0].load.in_window:
         a, b = (p.load.rate for p in phases)
