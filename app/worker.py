@@ -10,6 +10,8 @@ Safety comes from the database, not from the queue: each version is claimed with
 app/versions.py), so duplicate or redelivered messages and parallel workers are harmless. The
 reconciler re-sends the ids of uploads whose versions stay pending with no live lease, so a message
 lost between the commit and the queue, or a worker killed mid-job, never leaves a version pending.
+It only considers uploads saved well before the point the worker has consumed the queue up to
+(`caught_up_to`), so a backlog is not mistaken for lost messages and doubled by re-sends.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import signal
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
@@ -60,6 +63,9 @@ class Worker:
         # Other housekeeping loops that live as long as the worker (the clean-up sweep).
         self.periodic = periodic
         self._stop = asyncio.Event()
+        # How far this worker has consumed the queue, in Unix seconds: the SentTimestamp of the newest
+        # message it has taken, or when it last found the queue empty. None until its first poll.
+        self.caught_up_to: float | None = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -73,7 +79,7 @@ class Worker:
         background += [asyncio.create_task(loop()) for loop in self.periodic]
         try:
             while not self._stop.is_set():
-                for message in await self._receive():
+                for message in await self.receive():
                     if self._stop.is_set():
                         await self._quietly(self.queue.retry_later(message, 0))
                     else:
@@ -97,16 +103,23 @@ class Worker:
             return False
         return True
 
-    async def _receive(self) -> list[Message]:
+    async def receive(self) -> list[Message]:
+        """The next message (long poll), or none; moves `caught_up_to` forward."""
         s = self.settings
+        asked = time.time()
         task = asyncio.create_task(self.queue.receive(1, s.queue_wait_seconds, s.version_lease_seconds))
         if not await self._until_stopped(task):
             return []
         try:
-            return task.result()
+            messages = task.result()
         except AppError:
             await self._pause(_QUEUE_ERROR_PAUSE)  # logged by the adapter; wait rather than spin
             return []
+        # An empty poll: everything sent before it was asked for has been taken (by some worker).
+        # A server that does not report SentTimestamp leaves the old rule: RECONCILE_AFTER before now.
+        sent = [asked if m.sent_at is None else m.sent_at for m in messages] or [asked]
+        self.caught_up_to = max(self.caught_up_to or 0.0, *sent)
+        return messages
 
     async def handle(self, message: Message) -> None:
         """One message: delete it when done, or make it visible again after a backoff."""
@@ -142,8 +155,13 @@ class Worker:
             await self._quietly(self.queue.retry_later(message, outcome.retry_in))
 
     async def reconcile(self) -> int:
-        """Re-send the ids of uploads whose versions are stuck pending; returns how many."""
-        ids = await self.versions.stale_uploads()
+        """Re-send the ids of uploads whose versions are stuck pending; returns how many.
+
+        Before this worker has polled the queue once it cannot tell a lost message from one still
+        waiting, so it re-sends nothing."""
+        if self.caught_up_to is None:
+            return 0
+        ids = await self.versions.stale_uploads(caught_up_to=datetime.fromtimestamp(self.caught_up_to, UTC))
         if ids:
             await self.queue.send([str(i) for i in ids])
             log.info("reconciler re-queued %d upload(s)", len(ids))

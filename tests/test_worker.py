@@ -322,6 +322,34 @@ async def test_queue_down_at_save_then_reconciler_builds(harness_factory: Any, q
     assert {d["status"] for d in upload["version_details"]} == {"ready"}
 
 
+async def test_reconciler_resends_lost_messages_not_a_backlog(harness_factory: Any, queue_url: str) -> None:
+    # B's message is lost (the queue is down when it is saved); C1..C3 wait in the queue behind it.
+    dead = f"http://127.0.0.1:{free_port()}/123456789012/nowhere"
+    down = await harness_factory(QUEUE_URL=dead, **FAST)
+    h = await harness_factory(QUEUE_URL=queue_url, S3_BUCKET=down.bucket, **(FAST | {"RECONCILE_AFTER": 0}))
+    lost = await save_image(down, files.png(71, 50), "lost.png", "image/png")
+    queued = [await save_image(h, files.png(72 + i, 50), f"c{i}.png", "image/png") for i in range(3)]
+    services = h.app.state.services
+    worker = Worker(services.settings, services.versions, services.queue)
+    # Not polled yet: a lost message and a waiting one look the same, so nothing is re-sent.
+    assert await worker.reconcile() == 0 and worker.caught_up_to is None
+    [first] = await worker.receive()
+    assert first.body == await upload_id(queued[0]) and worker.caught_up_to == first.sent_at
+    await worker.handle(first)
+    # The queue is consumed up to C1's send: B (saved before it) is re-sent; C2 and C3, saved after
+    # it and still queued, are not (the old rule, RECONCILE_AFTER before now, re-sent them too).
+    assert await worker.reconcile() == 1
+    taken = []
+    while messages := await worker.receive():
+        taken.append(messages[0].body)
+        await worker.handle(messages[0])
+    assert sorted(taken) == sorted([await upload_id(r) for r in (lost, queued[1], queued[2])])  # no duplicates
+    for record in (lost, *queued):
+        assert {d["status"] for d in (await settled(h, record["id"]))["version_details"]} == {"ready"}
+    assert await worker.reconcile() == 0
+    assert worker.caught_up_to is not None and worker.caught_up_to > first.sent_at  # the last poll was empty
+
+
 def _worker_env(h: Harness, database_url: str, schema_dir: Path) -> dict[str, str]:
     s = h.settings
     assert s.queue_url and s.s3_endpoint_url
