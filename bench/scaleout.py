@@ -1,10 +1,11 @@
-"""Scale-out: two API processes and two standalone version workers against PostgreSQL and the moto
-server, many concurrent clients doing full upload cycles; then checks that nothing was lost.
+"""Scale-out: two API processes and two standalone version workers against PostgreSQL and moto,
+many concurrent clients doing full upload cycles; then checks that nothing was lost.
 
     .venv/bin/python bench/scaleout.py [--seconds 60] [--clients 200] [--image 64x64]
 
-Each phase gets a fresh PostgreSQL database (bench_scaleout_<pid>_<phase>, dropped afterwards), bucket
-and SQS queue (with its dead-letter queue) on one moto server, which is S3 and SQS for both phases:
+Each phase gets a fresh PostgreSQL database (bench_scaleout_<pid>_<phase> on BENCH_POSTGRES_URL's
+server, migrated, dropped afterwards), a fresh moto server for S3 and another for SQS (separate
+processes, as S3 and SQS are separate services), a bucket and a queue with its dead-letter queue:
 
 - baseline: ONE API process (uvicorn, one worker process, uvloop + httptools) and ONE worker;
 - scale-out: TWO API processes on different ports and TWO workers (`python -m app.worker`), all on
@@ -12,12 +13,15 @@ and SQS queue (with its dead-letter queue) on one moto server, which is S3 and S
 
 Every client loops for `--seconds`: `image_presign_url` (table photos, property image, image/jpeg),
 POST the form and the JPEG to storage as a browser does, `record_create` with the resulting URL, and
-`record(id)` back. Clients are spread round-robin over the phase's APIs. Afterwards the script waits
-for every version to be built (`--drain-timeout`), then verifies from the database: every record
-whose `record_create` succeeded exists (and no others), every upload is attached, and every version
-is `ready` (none pending or failed). It prints cycles/s, latency percentiles per step, errors by
-step and kind, how long the versions took to drain, each upload's time from save to its last version,
-the workers' own /metrics (jobs, queue lag) and the CPU seconds each role used.
+`record(id)` back. Clients are spread round-robin over the phase's APIs; a cycle in flight at the
+deadline completes (and is verified) but only cycles ended within the window count for cycles/s.
+Afterwards the script waits for every version to be built (`--drain-timeout`), then verifies from
+the database: every record whose `record_create` succeeded exists (and no others), every upload is
+attached, and every version is `ready` (none pending or failed). It prints cycles/s, latency
+percentiles per step, errors by step and kind, how long the versions took to drain, the workers' own
+/metrics (jobs, queue lag), messages left in the queue, and the CPU seconds and run-queue wait of
+each role, with the machine's CPU pressure. It exits 1 if anything is off, including any warning or
+error (other than the expected anonymous-mode notice) in a process's log.
 
 The abuse limits are per caller, and in anonymous mode every client here is the same caller, so the
 bench raises them as bench/harness.py does for every benchmark (PRESIGN_RATE_PER_MINUTE=100000,
