@@ -32,6 +32,17 @@ class Message:
     body: str
     receipt: str
     receive_count: int
+    # When the queue accepted the message (SQS's SentTimestamp, the queue server's clock), in Unix
+    # seconds; None when the server did not say. A redelivered message keeps its first send time.
+    sent_at: float | None = None
+
+
+def _sent_at(attributes: dict[str, str]) -> float | None:
+    raw = attributes.get("SentTimestamp")
+    try:
+        return int(raw) / 1000 if raw is not None else None
+    except ValueError:
+        return None
 
 
 def endpoint_of(queue_url: str) -> str | None:
@@ -94,7 +105,7 @@ class Queue:
                 MaxNumberOfMessages=max(1, min(max_messages, BATCH)),
                 WaitTimeSeconds=wait_seconds,
                 VisibilityTimeout=min(visibility_timeout, MAX_VISIBILITY),
-                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
             )
         except _ERRORS as exc:
             raise _translate(exc, "receive") from exc
@@ -103,6 +114,7 @@ class Queue:
                 body=m["Body"],
                 receipt=m["ReceiptHandle"],
                 receive_count=int(m.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
+                sent_at=_sent_at(m.get("Attributes", {})),
             )
             for m in r.get("Messages", [])
         ]

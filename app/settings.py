@@ -104,6 +104,9 @@ class Settings:
     queue_wait_seconds: int = 20
     reconcile_interval: int = 60
     reconcile_after: int = 120
+    # The standalone worker's own /metrics and /healthz (README, "Observability"); port 0: not served.
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = 0
     # Auth (SPEC §7): neither key set means explicit anonymous mode.
     auth_jwt_secret: Secret = field(default_factory=lambda: Secret(""))
     auth_jwt_public_key: Secret = field(default_factory=lambda: Secret(""))
@@ -168,6 +171,8 @@ class Settings:
             queue_wait_seconds=_int(env, "QUEUE_WAIT_SECONDS", 20, 0, 20),
             reconcile_interval=_int(env, "RECONCILE_INTERVAL", 60, 1, 86400),
             reconcile_after=_int(env, "RECONCILE_AFTER", 120, 0, 86400),
+            worker_metrics_host=(env.get("WORKER_METRICS_HOST") or "").strip() or "127.0.0.1",
+            worker_metrics_port=_int(env, "WORKER_METRICS_PORT", 0, 0, 65535),
             **_security(env),
         )
 

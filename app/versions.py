@@ -179,15 +179,21 @@ class Versions:
                 status="failed", lease_until=None, error=reason[:1000]
             )
 
-    async def stale_uploads(self, limit: int = 1000) -> list[int]:
+    async def stale_uploads(self, limit: int = 1000, caught_up_to: datetime | None = None) -> list[int]:
         """Uploads attached a while ago that still have a pending version nobody holds: their message
-        was lost (between the commit and the queue) or their worker died."""
+        was lost (between the commit and the queue) or their worker died.
+
+        "A while ago" is RECONCILE_AFTER before now, or before `caught_up_to` when that is earlier:
+        how far the queue has been consumed (see Worker.caught_up_to). An upload saved after that
+        point most likely still has its message waiting behind a backlog, so re-sending it would
+        only add a duplicate to the backlog."""
         now = self.clock()
+        horizon = min(now, caught_up_to) if caught_up_to is not None else now
         rows = (
             await UploadVersion.filter(
                 status="pending",
                 upload__status="attached",
-                upload__attached_at__lt=now - timedelta(seconds=self.settings.reconcile_after),
+                upload__attached_at__lt=horizon - timedelta(seconds=self.settings.reconcile_after),
             )
             .filter(Q(lease_until=None) | Q(lease_until__lt=now))
             .limit(limit)

@@ -3,10 +3,15 @@
     python -m app.worker        (make worker)  standalone; any number can run at once
     RUN_WORKER=true             one runs inside the API process (make run sets it)
 
+A standalone worker serves `/metrics` and `/healthz` on WORKER_METRICS_HOST:WORKER_METRICS_PORT
+when the port is set (uvicorn in the worker's own event loop, so a stuck loop fails the probe).
+
 Safety comes from the database, not from the queue: each version is claimed with a lease (see
 app/versions.py), so duplicate or redelivered messages and parallel workers are harmless. The
 reconciler re-sends the ids of uploads whose versions stay pending with no live lease, so a message
 lost between the commit and the queue, or a worker killed mid-job, never leaves a version pending.
+It only considers uploads saved well before the point the worker has consumed the queue up to
+(`caught_up_to`), so a backlog is not mistaken for lost messages and doubled by re-sends.
 """
 
 from __future__ import annotations
@@ -16,12 +21,21 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from app import db, metrics
 from app.errors import AppError
+from app.logs import configure_logging
 from app.queue import Message, Queue
 from app.settings import Settings, SettingsError
 from app.versions import Versions
@@ -49,16 +63,23 @@ class Worker:
         # Other housekeeping loops that live as long as the worker (the clean-up sweep).
         self.periodic = periodic
         self._stop = asyncio.Event()
+        # How far this worker has consumed the queue, in Unix seconds: the SentTimestamp of the newest
+        # message it has taken, or when it last found the queue empty. None until its first poll.
+        self.caught_up_to: float | None = None
 
     def stop(self) -> None:
         self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     async def run(self) -> None:
         background = [asyncio.create_task(self._reconcile_forever())]
         background += [asyncio.create_task(loop()) for loop in self.periodic]
         try:
             while not self._stop.is_set():
-                for message in await self._receive():
+                for message in await self.receive():
                     if self._stop.is_set():
                         await self._quietly(self.queue.retry_later(message, 0))
                     else:
@@ -82,19 +103,30 @@ class Worker:
             return False
         return True
 
-    async def _receive(self) -> list[Message]:
+    async def receive(self) -> list[Message]:
+        """The next message (long poll), or none; moves `caught_up_to` forward."""
         s = self.settings
+        asked = time.time()
         task = asyncio.create_task(self.queue.receive(1, s.queue_wait_seconds, s.version_lease_seconds))
         if not await self._until_stopped(task):
             return []
         try:
-            return task.result()
+            messages = task.result()
         except AppError:
             await self._pause(_QUEUE_ERROR_PAUSE)  # logged by the adapter; wait rather than spin
             return []
+        # An empty poll: everything sent before it was asked for has been taken (by some worker).
+        # A server that does not report SentTimestamp leaves the old rule: RECONCILE_AFTER before now.
+        sent = [asked if m.sent_at is None else m.sent_at for m in messages] or [asked]
+        self.caught_up_to = max(self.caught_up_to or 0.0, *sent)
+        return messages
 
     async def handle(self, message: Message) -> None:
         """One message: delete it when done, or make it visible again after a backoff."""
+        # Queue lag of first deliveries only: a redelivered message keeps its first SentTimestamp, so
+        # its age would count processing and deliberate backoff, not waiting for a free worker.
+        if message.sent_at is not None and message.receive_count <= 1:
+            metrics.observe_queue_lag(time.time() - message.sent_at)
         try:
             upload_id = int(message.body)
         except ValueError:
@@ -123,8 +155,13 @@ class Worker:
             await self._quietly(self.queue.retry_later(message, outcome.retry_in))
 
     async def reconcile(self) -> int:
-        """Re-send the ids of uploads whose versions are stuck pending; returns how many."""
-        ids = await self.versions.stale_uploads()
+        """Re-send the ids of uploads whose versions are stuck pending; returns how many.
+
+        Before this worker has polled the queue once it cannot tell a lost message from one still
+        waiting, so it re-sends nothing."""
+        if self.caught_up_to is None:
+            return 0
+        ids = await self.versions.stale_uploads(caught_up_to=datetime.fromtimestamp(self.caught_up_to, UTC))
         if ids:
             await self.queue.send([str(i) for i in ids])
             log.info("reconciler re-queued %d upload(s)", len(ids))
@@ -161,6 +198,63 @@ async def stop_gracefully(worker: Worker, task: asyncio.Task[None]) -> None:
             await task
 
 
+# -- the standalone worker's HTTP endpoint -------------------------------------------------------
+def status_app(worker: Worker) -> Starlette:
+    """`/metrics` from this process's registry (the jobs this worker ran) and `/healthz`: 200 while the
+    worker takes jobs, 503 once it is shutting down."""
+
+    async def healthz(request: Request) -> Response:
+        if worker.stopping:
+            return JSONResponse({"status": "stopping"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(routes=[Route("/metrics", metrics.metrics_endpoint), Route("/healthz", healthz)])
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """Bind the status port before anything else starts, so a taken port stops the worker at once."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(
+            f"WORKER_METRICS_PORT={port}: cannot listen on {host}:{port} ({exc.strerror or exc}); "
+            "choose a free port, or 0 to serve no metrics"
+        ) from None
+    return sock
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn as one more task in the worker's loop: the worker handles SIGTERM/SIGINT itself, so
+    uvicorn must not install (and on exit re-raise) its own signal handlers."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@contextlib.asynccontextmanager
+async def serving_status(worker: Worker, sock: socket.socket) -> AsyncIterator[None]:
+    config = uvicorn.Config(status_app(worker), lifespan="off", access_log=False, log_config=None, log_level="warning")
+    server = _QuietServer(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise SystemExit("the worker's metrics endpoint did not start")
+            await asyncio.sleep(0.01)
+        yield
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        sock.close()
+
+
 async def main(settings: Settings) -> None:
     from app.main import Services
     from app.sweep import run_periodically
@@ -168,6 +262,8 @@ async def main(settings: Settings) -> None:
 
     if not settings.queue_url:
         raise SystemExit("QUEUE_URL is not set: the worker needs the queue that the API sends version jobs to")
+    host, port = settings.worker_metrics_host, settings.worker_metrics_port
+    sock = listen(host, port) if port else None
     services = Services(settings, load_tables(settings.schema_dir))
     queue = services.queue
     assert queue is not None
@@ -176,25 +272,29 @@ async def main(settings: Settings) -> None:
     await queue.start()
     try:
         worker = Worker(settings, services.versions, queue, periodic=[lambda: run_periodically(services)])
-        task = asyncio.create_task(worker.run())
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, worker.stop)
-        log.info("worker %d listening on %s; sweeping every SWEEP_INTERVAL", os.getpid(), settings.queue_url)
-        await task
+        async with contextlib.AsyncExitStack() as stack:
+            if sock is not None:
+                await stack.enter_async_context(serving_status(worker, sock))
+                log.info("worker metrics on http://%s:%d/metrics (health: /healthz)", host, port)
+            task = asyncio.create_task(worker.run())
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, worker.stop)
+            log.info("worker %d listening on %s; sweeping every SWEEP_INTERVAL", os.getpid(), settings.queue_url)
+            await task  # the status endpoint answers (503) until the job in hand is done
     finally:
+        if sock is not None:
+            sock.close()
         await queue.close()
         await services.storage.close()
         await db.disconnect(orm)
 
 
 def cli() -> None:
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     try:
+        configure_logging(os.environ.get("LOG_FORMAT") or "json", os.environ.get("LOG_LEVEL") or "INFO")
         settings = Settings.from_env()
-    except SettingsError as exc:
+    except (SettingsError, ValueError) as exc:
         raise SystemExit(f"configuration error: {exc}") from None
     asyncio.run(main(settings))
 

@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import boto3
 from botocore.config import Config
@@ -48,17 +49,24 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> N
     raise SystemExit(f"{url} did not answer within {timeout}s")
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
+def stop(proc: subprocess.Popen[bytes], grace: float = 10) -> None:
     if proc.poll() is None:
         proc.terminate()
         try:
-            proc.wait(10)
+            proc.wait(grace)
         except subprocess.TimeoutExpired:
             proc.kill()
 
 
 @contextmanager
 def moto_server() -> Iterator[str]:
+    with moto_process() as (url, _):
+        yield url
+
+
+@contextmanager
+def moto_process() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A moto server (S3 and SQS over HTTP) on a free port: its URL and its process."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -68,7 +76,7 @@ def moto_server() -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(url + "/moto-api/", proc)
-        yield url
+        yield url, proc
     finally:
         stop(proc)
 
@@ -96,15 +104,16 @@ async def _pg(sql: str) -> None:
 
 
 @contextmanager
-def database(kind: str) -> Iterator[str]:
-    """A freshly migrated database: a temporary SQLite file, or a PostgreSQL database of our own."""
+def database(kind: str, name: str | None = None) -> Iterator[str]:
+    """A freshly migrated database: a temporary SQLite file, or a PostgreSQL database of our own
+    (`name`, default bench_<pid>), dropped afterwards."""
     if kind == "sqlite":
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite://{tmp}/bench.sqlite3"
             asyncio.run(db.migrate(url))
             yield url
         return
-    name = f"bench_{os.getpid()}"
+    name = name or f"bench_{os.getpid()}"
     asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}"'))
     asyncio.run(_pg(f'CREATE DATABASE "{name}"'))
     try:
@@ -132,10 +141,13 @@ def app_env(storage: str, bucket: str, database_url: str) -> dict[str, str]:
 
 
 @contextmanager
-def uvicorn(factory: str, env: dict[str, str], probe: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """One uvicorn worker process with uvloop and httptools, as app/run.py serves the API."""
+def uvicorn(
+    factory: str, env: dict[str, str], probe: str, log: Path | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """One uvicorn worker process with uvloop and httptools, as app/run.py serves the API; its
+    stderr goes to `log` when given (else nowhere)."""
     port = free_port()
-    proc = subprocess.Popen(
+    with open(log or os.devnull, "ab") as stderr, _started(
         [
             sys.executable,
             "-m",
@@ -154,14 +166,34 @@ def uvicorn(factory: str, env: dict[str, str], probe: str) -> Iterator[tuple[str
             "--log-level",
             "warning",
         ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
+        env,
+        stderr,
+    ) as proc:
+        base = f"http://127.0.0.1:{port}"
         wait_http(base + probe, proc)
         yield base, proc
+
+
+@contextmanager
+def version_worker(env: dict[str, str], log: Path | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """One standalone version worker (`python -m app.worker`), with its /metrics endpoint on a free
+    port; yields that endpoint's base URL once /healthz answers. Stopped with SIGTERM (graceful)."""
+    port = free_port()
+    env = {**env, "WORKER_METRICS_PORT": str(port), "WORKER_METRICS_HOST": "127.0.0.1"}
+    args = [sys.executable, "-m", "app.worker"]
+    # The worker's grace period for a job in hand is 20 s (app/worker.py).
+    with open(log or os.devnull, "ab") as stderr, _started(args, env, stderr, grace=30) as proc:
+        base = f"http://127.0.0.1:{port}"
+        wait_http(base + "/healthz", proc)
+        yield base, proc
+
+
+@contextmanager
+def _started(
+    args: list[str], env: dict[str, str], stderr: IO[bytes], grace: float = 10
+) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        yield proc
     finally:
-        stop(proc)
+        stop(proc, grace)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -37,13 +38,16 @@ async def test_send_receive_delete(queue: Queue) -> None:
 
 
 async def test_retry_later_redelivers_then_dead_letters(queue: Queue, moto: MotoServer) -> None:
+    sent = time.time()
     await queue.send(["42"])
     first = await queue.receive(1, 1, 30)
     assert [m.receive_count for m in first] == [1]
+    # SentTimestamp, read as Unix seconds: the queue's clock is this machine's (moto), 1 ms resolution.
+    assert first[0].sent_at is not None and sent - 0.01 <= first[0].sent_at <= time.time() + 0.01
     assert await queue.receive(1, 0, 30) == []  # invisible while a worker holds it
     await queue.retry_later(first[0], 0)
     second = await queue.receive(1, 1, 30)
-    assert [(m.body, m.receive_count) for m in second] == [("42", 2)]
+    assert [(m.body, m.receive_count, m.sent_at) for m in second] == [("42", 2, first[0].sent_at)]
     await queue.retry_later(second[0], 0)
     # Received twice (the redrive policy's maxReceiveCount): SQS moves it to the dead-letter queue.
     assert await queue.receive(1, 1, 30) == []

@@ -13,6 +13,7 @@ from app.settings import Settings, SettingsError
         ({"PRESIGN_EXPIRES_IN": "soon"}, "PRESIGN_EXPIRES_IN='soon' is not an integer"),
         ({"PRESIGN_EXPIRES_IN": "10"}, "PRESIGN_EXPIRES_IN=10 is out of range"),
         ({"PORT": "70000"}, "PORT=70000 is out of range"),
+        ({"WORKER_METRICS_PORT": "-1"}, "WORKER_METRICS_PORT=-1 is out of range"),
         ({"S3_ENDPOINT_URL": "localhost:9000"}, "S3_ENDPOINT_URL='localhost:9000' must start with http"),
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL must be sqlite"),
         ({"SCHEMA_DIR": "/nonexistent"}, "SCHEMA_DIR='/nonexistent' is not a directory"),

@@ -8,6 +8,7 @@ import contextlib
 import io
 import os
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.models import Upload, UploadVersion
 from app.queue import create_queue
@@ -212,6 +214,38 @@ async def test_versions_of_real_images(harness_factory: Any, queue_url: str) -> 
         assert done[name]["versions"] == {}
 
 
+def _samples(response: Any, name: str) -> dict[str, float]:
+    """The samples of one unlabelled histogram: `count`, `sum` and each bucket by its `le`."""
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == f"{name}_count":
+                out["count"] = sample.value
+            elif sample.name == f"{name}_sum":
+                out["sum"] = sample.value
+            elif sample.name == f"{name}_bucket":
+                out[sample.labels["le"]] = sample.value
+    return out
+
+
+async def test_queue_lag_is_observed_when_the_worker_takes_a_job(harness_factory: Any, queue_url: str) -> None:
+    h = await harness_factory(QUEUE_URL=queue_url, **FAST)
+    before = _samples(await h.http.get("/metrics"), "uploads_queue_lag_seconds")
+    started = time.monotonic()
+    created = [await save_image(h, files.png(70 + i, 50), f"lag{i}.png", "image/png") for i in range(3)]
+    await asyncio.sleep(0.6)  # no worker yet: every job waits in the queue at least this long
+    async with running_worker(h):
+        for c in created:
+            await settled(h, c["id"])
+    elapsed = time.monotonic() - started
+    after = _samples(await h.http.get("/metrics"), "uploads_queue_lag_seconds")
+    grown = {k: after[k] - before.get(k, 0.0) for k in after}
+    assert grown["count"] == 3  # one observation per job taken, from SQS's SentTimestamp
+    assert grown["0.5"] == 0  # each waited at least the 0.6 s before the worker started...
+    assert grown["15.0"] == 3  # ...and no longer than the test ran
+    assert 3 * 0.6 <= grown["sum"] <= 3 * elapsed
+
+
 async def test_redelivered_job_is_harmless(harness_factory: Any, queue_url: str) -> None:
     h = await harness_factory(QUEUE_URL=queue_url, **FAST)
     created = await save_image(h, files.jpeg(), "a.jpg", "image/jpeg")
@@ -288,6 +322,34 @@ async def test_queue_down_at_save_then_reconciler_builds(harness_factory: Any, q
     assert {d["status"] for d in upload["version_details"]} == {"ready"}
 
 
+async def test_reconciler_resends_lost_messages_not_a_backlog(harness_factory: Any, queue_url: str) -> None:
+    # B's message is lost (the queue is down when it is saved); C1..C3 wait in the queue behind it.
+    dead = f"http://127.0.0.1:{free_port()}/123456789012/nowhere"
+    down = await harness_factory(QUEUE_URL=dead, **FAST)
+    h = await harness_factory(QUEUE_URL=queue_url, S3_BUCKET=down.bucket, **(FAST | {"RECONCILE_AFTER": 0}))
+    lost = await save_image(down, files.png(71, 50), "lost.png", "image/png")
+    queued = [await save_image(h, files.png(72 + i, 50), f"c{i}.png", "image/png") for i in range(3)]
+    services = h.app.state.services
+    worker = Worker(services.settings, services.versions, services.queue)
+    # Not polled yet: a lost message and a waiting one look the same, so nothing is re-sent.
+    assert await worker.reconcile() == 0 and worker.caught_up_to is None
+    [first] = await worker.receive()
+    assert first.body == await upload_id(queued[0]) and worker.caught_up_to == first.sent_at
+    await worker.handle(first)
+    # The queue is consumed up to C1's send: B (saved before it) is re-sent; C2 and C3, saved after
+    # it and still queued, are not (the old rule, RECONCILE_AFTER before now, re-sent them too).
+    assert await worker.reconcile() == 1
+    taken = []
+    while messages := await worker.receive():
+        taken.append(messages[0].body)
+        await worker.handle(messages[0])
+    assert sorted(taken) == sorted([await upload_id(r) for r in (lost, queued[1], queued[2])])  # no duplicates
+    for record in (lost, *queued):
+        assert {d["status"] for d in (await settled(h, record["id"]))["version_details"]} == {"ready"}
+    assert await worker.reconcile() == 0
+    assert worker.caught_up_to is not None and worker.caught_up_to > first.sent_at  # the last poll was empty
+
+
 def _worker_env(h: Harness, database_url: str, schema_dir: Path) -> dict[str, str]:
     s = h.settings
     assert s.queue_url and s.s3_endpoint_url
@@ -355,3 +417,54 @@ async def test_worker_killed_mid_job_loses_nothing(
         upload = await settled(h, created["id"], within=60)
     assert {d["status"] for d in upload["version_details"]} == {"ready"}
     assert {(d["width"], d["height"]) for d in upload["version_details"]} == {(2000, 2000)}
+
+
+async def test_standalone_worker_serves_its_metrics(harness_factory: Any, queue_url: str, database_url: str) -> None:
+    h = await harness_factory(QUEUE_URL=queue_url, **FAST)
+    created = await save_image(h, files.png(90, 60), "scraped.png", "image/png")
+    port = free_port()
+    env = _worker_env(h, database_url, ROOT / "app" / "schema") | {"WORKER_METRICS_PORT": str(port)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app.worker", cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+            deadline = time.monotonic() + 30
+            while True:
+                assert proc.returncode is None, "the worker exited"
+                try:
+                    health = await client.get("/healthz")
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "the worker's /healthz never answered"
+                    await asyncio.sleep(0.1)
+            assert (health.status_code, health.json()) == (200, {"status": "ok"})
+            upload = await settled(h, created["id"])  # built by the standalone worker: none runs here
+            assert {d["status"] for d in upload["version_details"]} == {"ready"}
+            scraped = await client.get("/metrics")
+            assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain; version=")
+            # The worker process's own registry: exactly the one job it ran, and its queue lag.
+            assert _samples(scraped, "uploads_queue_lag_seconds")["count"] == 1
+            assert _metric(scraped, 'uploads_version_job_duration_seconds_count{outcome="ok"}') == 1
+            assert (await client.get("/nope")).status_code == 404
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_standalone_worker_refuses_a_taken_metrics_port(queue_url: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = os.environ | {"QUEUE_URL": queue_url, "WORKER_METRICS_PORT": str(port), "S3_BUCKET": "q"}
+        result = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "app.worker", cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        _, stderr = await asyncio.wait_for(result.communicate(), 30)
+    assert result.returncode == 1
+    assert f"WORKER_METRICS_PORT={port}: cannot listen on 127.0.0.1:{port}" in stderr.decode()
