@@ -173,11 +173,12 @@ class Prepared:
 
     When several versions are wanted, `shared` holds the source decoded once at the smallest size
     covering them all (a 12 MP JPEG for the `photos` versions: one 1600x1200 decode instead of
-    three decodes of the whole file), and each version is resized from it in memory. That is never
-    below the quality of decoding per version: libvips picks the same shrink-on-load for `shared`
-    as it would for the largest version, and the smaller ones are downsampled from more pixels
-    than their own shrink-on-load would keep. A version not covered by `shared` (not prepared, or
-    `shared` too big to hold) streams from the source as a single version does.
+    three decodes of the whole file), and each version is resized from it in memory. Quality is
+    kept: libvips picks the same shrink-on-load for `shared` as for the largest version alone, and
+    the smaller ones are resized from more pixels than their own shrink-on-load would keep (against
+    a full-resolution resize they score the same PSNR; tests/test_imaging.py measures it). A
+    version not covered by `shared` (not prepared, or `shared` too big to hold) streams from the
+    source as a single version does.
     """
 
     def __init__(
@@ -225,7 +226,11 @@ class Prepared:
 
     def _resized(self, plan: _Plan, resize: ResizeSpec) -> pyvips.Image:
         shared = self._shared
-        if shared is None or plan.scaled[0] > shared.width or plan.scaled[1] > shared.height:
+        covered = shared is not None and (
+            (shared.width, shared.height) == (self.info.width, self.info.height)  # all there is: enlarge from it
+            or (plan.scaled[0] <= shared.width and plan.scaled[1] <= shared.height)
+        )
+        if shared is None or not covered:
             return _shrink(self._source, plan, resize, has_icc=self._has_icc)
         if plan.mode == "crop" and resize.position in _SMART_CROPS:
             return shared.thumbnail_image(plan.box[0], height=plan.box[1], crop=resize.position)

@@ -526,6 +526,8 @@ def test_shared_decode_covers_every_fit_and_enlargement(photo: bytes) -> None:
     for spec, size in zip(specs, [(123, 45), (123, 45), (50, 300), (200, 200), (800, 600)], strict=True):
         rendered = prepared.render(spec)
         assert (rendered.width, rendered.height) == decode(rendered.data).size == size
+    # Enlarging from the shared full-size decode is what the version alone does from the file.
+    assert prepared.render(specs[-1]).data == render_version(photo, specs[-1]).data
 
 
 def test_a_version_refused_alone_leaves_the_others_and_the_shared_size_alone() -> None:
