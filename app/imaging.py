@@ -8,6 +8,8 @@ is checked from the header before a single pixel is decoded, and a decoding erro
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pyvips
@@ -45,6 +47,13 @@ _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b
 # It has to go in the option string: the thumbnailer's own fail_on argument does not reach
 # the JPEG loader in libvips 8.18 (a half-truncated JPEG renders without error).
 _LOAD_OPTIONS = "fail_on=error"
+
+# Several versions of one image share one in-memory decode (see `Prepared`) up to this size; a
+# bigger one (versions as large as a huge original) is not worth the memory: each version then
+# streams from the source through the thumbnailer instead, as a lone version always does.
+SHARED_MAX_BYTES = 64 * 1024 * 1024
+_SAMPLE_BYTES = {"uchar": 1, "char": 1, "ushort": 2, "short": 2, "uint": 4, "int": 4, "float": 4, "double": 8}
+_SMART_CROPS = ("entropy", "attention")
 
 _ORIENTATIONS_SWAPPING_AXES = (5, 6, 7, 8)
 _WHITE = (255.0, 255.0, 255.0)
@@ -111,22 +120,123 @@ def probe(source: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
 
 def render_version(source: bytes, spec: VersionSpec, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Rendered:
     """Build one version of `source` as described by `spec` (first frame of animations)."""
+    return prepare(source, [spec], max_pixels=max_pixels).render(spec)
+
+
+def prepare(
+    source: bytes,
+    specs: Sequence[VersionSpec],
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    shared_max_bytes: int = SHARED_MAX_BYTES,
+) -> Prepared:
+    """Read `source` once for all of `specs`; then `render` each (from any thread, concurrently).
+
+    With two or more versions, the source is decoded once, with shrink-on-load, to the smallest
+    size that still covers every version (the largest version's own size, usually), kept in
+    memory, and each version is resized from that; see `Prepared`. Raises `ImageRejected` when the
+    image itself is refused (format, pixel limit, undecodable); a version that alone is refused
+    (its own size over the limit) raises from `render` instead, so the others still get built.
+    """
     header = _open_header(source, max_pixels)
-    plan = _plan(_upright_size(header), spec.resize)
-    _check_pixels("version", *plan.box, max_pixels)
-    # Cover resizes before it crops: a 1x2000 source covering 1000x1000 would first be
-    # stretched to 1000x2000000, a bomb made of aspect ratio rather than of pixels.
-    _check_pixels("the resized image", *plan.scaled, max_pixels)
-    try:
-        image = _shrink(source, plan, spec.resize, has_icc=bool(header.get_typeof("icc-profile-data")))
-        image = _fit(_to_srgb8(image), plan, spec)
-        image = _manipulate(image, spec)
-        data = _save(image, spec.output)
-    except pyvips.Error as error:
-        raise _undecodable(error) from None
-    return Rendered(
-        data=data, width=image.width, height=image.height, format=spec.output.format, content_type=spec.content_type
-    )
+    upright = _upright_size(header)
+    plans: dict[VersionSpec, _Plan | ImageRejected] = {}
+    for spec in specs:
+        try:
+            plans[spec] = _checked_plan(upright, spec.resize, max_pixels)
+        except ImageRejected as rejected:
+            plans[spec] = rejected
+    has_icc = bool(header.get_typeof("icc-profile-data"))
+    usable = [plan for plan in plans.values() if isinstance(plan, _Plan)]
+    shared = None
+    size = _shared_size(upright, usable)
+    if len(usable) > 1 and size[0] * size[1] * _bytes_per_pixel(header) <= shared_max_bytes:
+        try:
+            # size="force": the size already keeps the aspect ratio (to the pixel), and must be
+            # exact so that the largest version needs no second resize.
+            shared = pyvips.Image.thumbnail_source(
+                _reader(source),
+                size[0],
+                height=size[1],
+                size="force",
+                option_string=_LOAD_OPTIONS,
+                **_colour(has_icc),
+            ).copy_memory()
+        except pyvips.Error as error:
+            raise _undecodable(error) from None
+    info = ImageInfo(width=upright[0], height=upright[1], format=_format_name(header), pages=_pages(header))
+    return Prepared(source, info, plans, shared, has_icc=has_icc, max_pixels=max_pixels)
+
+
+class Prepared:
+    """An image read once, ready to render versions from.
+
+    When several versions are wanted, `shared` holds the source decoded once at the smallest size
+    covering them all (a 12 MP JPEG for the `photos` versions: one 1600x1200 decode instead of
+    three decodes of the whole file), and each version is resized from it in memory. Quality is
+    kept: libvips picks the same shrink-on-load for `shared` as for the largest version alone, and
+    the smaller ones are resized from more pixels than their own shrink-on-load would keep (against
+    a full-resolution resize they score the same PSNR; tests/test_imaging.py measures it). A
+    version not covered by `shared` (not prepared, or `shared` too big to hold) streams from the
+    source as a single version does.
+    """
+
+    def __init__(
+        self,
+        source: bytes,
+        info: ImageInfo,
+        plans: dict[VersionSpec, _Plan | ImageRejected],
+        shared: pyvips.Image | None,
+        *,
+        has_icc: bool,
+        max_pixels: int,
+    ) -> None:
+        self.info = info
+        self._source = source
+        self._plans = plans
+        self._shared = shared
+        self._has_icc = has_icc
+        self._max_pixels = max_pixels
+
+    @property
+    def shared_size(self) -> tuple[int, int] | None:
+        """The size of the in-memory decode the versions are resized from, if there is one."""
+        return None if self._shared is None else (self._shared.width, self._shared.height)
+
+    def render(self, spec: VersionSpec) -> Rendered:
+        plan = self._plans.get(spec)
+        if plan is None:
+            plan = _checked_plan((self.info.width, self.info.height), spec.resize, self._max_pixels)
+        if isinstance(plan, ImageRejected):
+            raise ImageRejected(plan.reason)
+        try:
+            image = self._resized(plan, spec.resize)
+            image = _fit(_to_srgb8(image), plan, spec)
+            image = _manipulate(image, spec)
+            data = _save(image, spec.output)
+        except pyvips.Error as error:
+            raise _undecodable(error) from None
+        return Rendered(
+            data=data,
+            width=image.width,
+            height=image.height,
+            format=spec.output.format,
+            content_type=spec.content_type,
+        )
+
+    def _resized(self, plan: _Plan, resize: ResizeSpec) -> pyvips.Image:
+        shared = self._shared
+        covered = shared is not None and (
+            (shared.width, shared.height) == (self.info.width, self.info.height)  # all there is: enlarge from it
+            or (plan.scaled[0] <= shared.width and plan.scaled[1] <= shared.height)
+        )
+        if shared is None or not covered:
+            return _shrink(self._source, plan, resize, has_icc=self._has_icc)
+        if plan.mode == "crop" and resize.position in _SMART_CROPS:
+            return shared.thumbnail_image(plan.box[0], height=plan.box[1], crop=resize.position)
+        if (shared.width, shared.height) == plan.scaled:
+            return shared
+        return shared.thumbnail_image(plan.scaled[0], height=plan.scaled[1], size="force")
 
 
 # --- reading the header -------------------------------------------------------------------
@@ -233,6 +343,30 @@ def _plan(source: tuple[int, int], resize: ResizeSpec) -> _Plan:
     return _Plan(scaled=scaled, box=scaled, mode="none")
 
 
+def _checked_plan(upright: tuple[int, int], resize: ResizeSpec, max_pixels: int) -> _Plan:
+    plan = _plan(upright, resize)
+    _check_pixels("version", *plan.box, max_pixels)
+    # Cover resizes before it crops: a 1x2000 source covering 1000x1000 would first be
+    # stretched to 1000x2000000, a bomb made of aspect ratio rather than of pixels.
+    _check_pixels("the resized image", *plan.scaled, max_pixels)
+    return plan
+
+
+def _shared_size(upright: tuple[int, int], plans: Sequence[_Plan]) -> tuple[int, int]:
+    """The smallest upright-aspect size at least as large as every plan's resize on both axes
+    (the source's own size if any version enlarges: enlarging from it is what that version does)."""
+    if not plans:
+        return upright
+    w, h = upright
+    scale = min(1.0, max(max(plan.scaled[0] / w, plan.scaled[1] / h) for plan in plans))
+    # ceil, less a hair for float error: never a pixel short of a version (round could be).
+    return max(1, math.ceil(w * scale - 1e-6)), max(1, math.ceil(h * scale - 1e-6))
+
+
+def _bytes_per_pixel(header: pyvips.Image) -> int:
+    return int(header.bands) * _SAMPLE_BYTES.get(str(header.format), 8)
+
+
 def _no_enlargement(scale: float, resize: ResizeSpec) -> float:
     return min(scale, 1.0) if resize.without_enlargement else scale
 
@@ -254,10 +388,8 @@ def _offsets(position: str, free_x: int, free_y: int) -> tuple[int, int]:
 
 def _shrink(source: bytes, plan: _Plan, resize: ResizeSpec, *, has_icc: bool) -> pyvips.Image:
     """Decode at reduced size (JPEG/WebP shrink-on-load) and auto-rotate, via thumbnail."""
-    # An embedded profile is about to be stripped on save, so convert to sRGB while we still
-    # know it; skipping this when there is none saves ~20% of the time on a 12 MP JPEG.
-    colour = {"output_profile": "srgb"} if has_icc else {}
-    if plan.mode == "crop" and resize.position in ("entropy", "attention"):
+    colour = _colour(has_icc)
+    if plan.mode == "crop" and resize.position in _SMART_CROPS:
         width, height = plan.box
         return pyvips.Image.thumbnail_source(
             _reader(source), width, height=height, crop=resize.position, option_string=_LOAD_OPTIONS, **colour
@@ -267,6 +399,12 @@ def _shrink(source: bytes, plan: _Plan, resize: ResizeSpec, *, has_icc: bool) ->
     return pyvips.Image.thumbnail_source(
         _reader(source), width, height=height, size="force", option_string=_LOAD_OPTIONS, **colour
     )
+
+
+def _colour(has_icc: bool) -> dict[str, str]:
+    # An embedded profile is about to be stripped on save, so convert to sRGB while we still
+    # know it; skipping this when there is none saves ~20% of the time on a 12 MP JPEG.
+    return {"output_profile": "srgb"} if has_icc else {}
 
 
 def _to_srgb8(image: pyvips.Image) -> pyvips.Image:

@@ -98,6 +98,8 @@ class Settings:
     embedded_storage: bool = False
     # Image versions: the worker beside the API, leases, retries and the reconciler (README, "Image versions").
     run_worker: bool = False
+    # Version jobs one worker process handles at once; each is one image (its versions rendered side by side).
+    worker_concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
     version_lease_seconds: int = 300
     version_max_attempts: int = 5
     version_retry_base_seconds: int = 30
@@ -165,6 +167,7 @@ class Settings:
             debug=_bool(env, "DEBUG", False),
             embedded_storage=_bool(env, "EMBEDDED_STORAGE", False),
             run_worker=_bool(env, "RUN_WORKER", False),
+            worker_concurrency=_int(env, "WORKER_CONCURRENCY", os.cpu_count() or 1, 1, 256),
             version_lease_seconds=_int(env, "VERSION_LEASE_SECONDS", 300, 1, 43200),
             version_max_attempts=_int(env, "VERSION_MAX_ATTEMPTS", 5, 1, 100),
             version_retry_base_seconds=_int(env, "VERSION_RETRY_BASE_SECONDS", 30, 0, 43200),

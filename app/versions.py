@@ -1,7 +1,7 @@
 """Use case: build the pending image versions of one upload (one queue message = one upload id).
 
-One message per upload rather than per version: the original is downloaded and its header read
-once for all its versions, and a save sends one message whatever the number of versions. Each
+One message per upload rather than per version: the original is downloaded and decoded once for
+all its versions, and a save sends one message whatever the number of versions. Each
 version is still claimed on its own (a conditional UPDATE that takes a lease), so two workers never
 build the same version at once, and a redelivered message finds nothing left to do.
 """
@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from tortoise.expressions import F, Q
 
 from app.errors import AppError
-from app.imaging import ImageRejected, probe, render_version
+from app.imaging import ImageRejected, Prepared, prepare
 from app.models import Upload, UploadVersion
 from app.settings import Settings
 from app.storage import Storage
@@ -37,6 +37,14 @@ class Outcome:
     built: int = 0
     failed: int = 0
     retry_in: int | None = None
+
+
+@dataclass(frozen=True)
+class _Result:
+    """One version's fate: built, failed for good (the row says why), or `retry_reason` (storage trouble)."""
+
+    built: bool = False
+    retry_reason: str | None = None
 
 
 def _acl(upload: Upload) -> str:
@@ -104,52 +112,65 @@ class Versions:
             source = await self.storage.get(upload.key)
         except AppError as exc:
             return await self._transient(claimed, f"could not read the original: {exc.message}")
+        specs = self.specs(upload)
         try:
-            info = await asyncio.to_thread(probe, source)
+            # One decode for all the versions (see app.imaging.prepare), off the event loop.
+            prepared = await asyncio.to_thread(prepare, source, [specs[v.name] for v in claimed if v.name in specs])
         except ImageRejected as exc:
             await self._fail(claimed, exc.reason)
             return Outcome(failed=len(claimed))
+        info = prepared.info
         if (upload.width, upload.height) != (info.width, info.height):
             await Upload.filter(id=upload.id).update(width=info.width, height=info.height)
-        specs = self.specs(upload)
-        built = failed = 0
-        for index, v in enumerate(claimed):
-            spec = specs.get(v.name)
-            if spec is None:
-                where = f"{upload.table}.{upload.property_name}"
-                await self._fail([v], f"version {v.name!r} is no longer declared on {where}")
-                failed += 1
-                continue
-            try:
-                rendered = await asyncio.to_thread(render_version, source, spec)
-            except ImageRejected as exc:
-                await self._fail([v], exc.reason)
-                failed += 1
-                continue
-            try:
-                await self.storage.put(
-                    v.key,
-                    rendered.data,
-                    content_type=rendered.content_type,
-                    cache_control=upload.cache_control,
-                    content_disposition="inline",
-                    acl=_acl(upload),
-                )
-            except AppError as exc:
-                outcome = await self._transient(claimed[index:], f"could not store the version: {exc.message}")
-                return Outcome(built=built, failed=failed, retry_in=outcome.retry_in)
-            await UploadVersion.filter(id=v.id, status="pending").update(
-                status="ready",
-                lease_until=None,
-                error=None,
-                width=rendered.width,
-                height=rendered.height,
-                size=len(rendered.data),
-                format=rendered.format,
-            )
-            built += 1
+        # The versions are rendered side by side (libvips releases the GIL; one WebP encode uses
+        # one core), and each is stored and marked ready as soon as it is done: a thumbnail does
+        # not wait for the large version.
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(self._build_one(upload, prepared, v, specs.get(v.name))) for v in claimed]
+        results = [task.result() for task in tasks]
+        built = sum(r.built for r in results)
+        failed = sum(not r.built and r.retry_reason is None for r in results)
+        unstored = [(v, r.retry_reason) for v, r in zip(claimed, results, strict=True) if r.retry_reason]
+        retry_in = None
+        if unstored:
+            outcome = await self._transient([v for v, _ in unstored], unstored[0][1])
+            failed, retry_in = failed + outcome.failed, outcome.retry_in
         await self._drop_if_discarded(upload, [v.key for v in claimed])
-        return Outcome(built=built, failed=failed)
+        return Outcome(built=built, failed=failed, retry_in=retry_in)
+
+    async def _build_one(
+        self, upload: Upload, prepared: Prepared, v: UploadVersion, spec: VersionSpec | None
+    ) -> _Result:
+        if spec is None:
+            where = f"{upload.table}.{upload.property_name}"
+            await self._fail([v], f"version {v.name!r} is no longer declared on {where}")
+            return _Result()
+        try:
+            rendered = await asyncio.to_thread(prepared.render, spec)
+        except ImageRejected as exc:
+            await self._fail([v], exc.reason)
+            return _Result()
+        try:
+            await self.storage.put(
+                v.key,
+                rendered.data,
+                content_type=rendered.content_type,
+                cache_control=upload.cache_control,
+                content_disposition="inline",
+                acl=_acl(upload),
+            )
+        except AppError as exc:
+            return _Result(retry_reason=f"could not store the version: {exc.message}")
+        await UploadVersion.filter(id=v.id, status="pending").update(
+            status="ready",
+            lease_until=None,
+            error=None,
+            width=rendered.width,
+            height=rendered.height,
+            size=len(rendered.data),
+            format=rendered.format,
+        )
+        return _Result(built=True)
 
     async def _drop_if_discarded(self, upload: Upload, keys: list[str]) -> None:
         """The record may have been replaced or deleted while we rendered. Its clean-up ran after its

@@ -2,6 +2,7 @@
 
     python -m app.worker        (make worker)  standalone; any number can run at once
     RUN_WORKER=true             one runs inside the API process (make run sets it)
+    WORKER_CONCURRENCY=N        jobs (images) one worker handles at once; default: the CPU count
 
 A standalone worker serves `/metrics` and `/healthz` on WORKER_METRICS_HOST:WORKER_METRICS_PORT
 when the port is set (uvicorn in the worker's own event loop, so a stuck loop fails the probe).
@@ -42,8 +43,8 @@ from app.versions import Versions
 
 log = logging.getLogger(__name__)
 
-# On shutdown a job in progress gets this long to finish before it is cancelled (its leases are
-# then released and its message made visible again).
+# On shutdown the jobs in progress get this long to finish before they are cancelled (their leases
+# are then released and their messages made visible again).
 SHUTDOWN_GRACE_SECONDS = 20.0
 _QUEUE_ERROR_PAUSE = 2.0
 
@@ -78,18 +79,25 @@ class Worker:
         background = [asyncio.create_task(self._reconcile_forever())]
         background += [asyncio.create_task(loop()) for loop in self.periodic]
         try:
-            while not self._stop.is_set():
-                for message in await self.receive():
-                    if self._stop.is_set():
-                        await self._quietly(self.queue.retry_later(message, 0))
-                    else:
-                        await self.handle(message)
+            # WORKER_CONCURRENCY consumers, each receiving and handling one message at a time: to the
+            # queue and the database they are that many workers, kept apart by the leases.
+            async with asyncio.TaskGroup() as consumers:
+                for _ in range(self.settings.worker_concurrency):
+                    consumers.create_task(self._consume())
         finally:
             for task in background:
                 task.cancel()
             for task in background:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+    async def _consume(self) -> None:
+        while not self._stop.is_set():
+            for message in await self.receive():
+                if self._stop.is_set():
+                    await self._quietly(self.queue.retry_later(message, 0))
+                else:
+                    await self.handle(message)
 
     async def _until_stopped(self, coro: asyncio.Task[list[Message]]) -> bool:
         """Wait for `coro` unless stop() comes first; True if it finished."""
@@ -188,7 +196,7 @@ class Worker:
 
 
 async def stop_gracefully(worker: Worker, task: asyncio.Task[None]) -> None:
-    """Let the job in hand finish (up to the grace period), then cancel; leases are released either way."""
+    """Let the jobs in hand finish (up to the grace period), then cancel; leases are released either way."""
     worker.stop()
     try:
         await asyncio.wait_for(asyncio.shield(task), SHUTDOWN_GRACE_SECONDS)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import math
 import struct
 import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from app.imaging import (
     DEFAULT_MAX_PIXELS,
     ImageInfo,
     ImageRejected,
+    prepare,
     probe,
     render_version,
 )
@@ -391,3 +394,172 @@ def test_truncated_jpeg_is_refused_not_rendered_grey(photo: bytes) -> None:
         with pytest.raises(ImageRejected) as caught:
             render_version(truncated, spec({"width": 100}))
         assert caught.value.reason == "not a decodable image (VipsJpeg: premature end of JPEG image)"
+
+
+# --- one decode for several versions ------------------------------------------------------
+
+PHOTOS = parse_versions([  # the three versions of app/schema/photos.yml
+    {"name": "thumb", "resize": {"width": 200, "height": 200, "fit": "cover", "position": "center"},
+     "output": {"format": "webp", "quality": 80}},
+    {"name": "medium", "resize": {"width": 800, "fit": "inside"},
+     "output": {"format": "jpeg", "quality": 85, "progressive": True}},
+    {"name": "large", "resize": {"width": 1600, "height": 1600, "fit": "inside", "without_enlargement": True},
+     "output": {"format": "webp", "quality": 80}},
+])
+
+
+@pytest.fixture(scope="module")
+def big_photo() -> bytes:
+    """3200x2400 JPEG with detail at every scale (gradients, rings, stripes): big enough for shrink-on-load."""
+    xy = pyvips.Image.xyz(3200, 2400)
+    rings = (((xy[0] - 1600) ** 2 + (xy[1] - 1200) ** 2) ** 0.5 / 9).sin() * 60
+    red = xy[0] * (255 / 3200)
+    green = xy[1] * (255 / 2400)
+    blue = rings + 128 + ((xy[0] // 40) % 2) * 40
+    image = red.bandjoin([green, blue]).cast("uchar").copy(interpretation="srgb")
+    data: bytes = image.jpegsave_buffer(Q=90)
+    return data
+
+
+def psnr(a: bytes, b: bytes) -> float:
+    """Peak signal-to-noise ratio between two decoded images of one size, in dB."""
+    first, second = pyvips.Image.new_from_buffer(a, ""), pyvips.Image.new_from_buffer(b, "")
+    assert (first.width, first.height, first.bands) == (second.width, second.height, second.bands)
+    mse = ((first.cast("float") - second.cast("float")) ** 2).avg()
+    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
+
+
+def test_several_versions_share_one_decode_at_the_largest_size(big_photo: bytes) -> None:
+    prepared = prepare(big_photo, PHOTOS)
+    assert prepared.info == ImageInfo(width=3200, height=2400, format="jpeg", pages=1)
+    assert prepared.shared_size == (1600, 1200)  # the large version's own size: it needs no second resize
+    sizes = {spec.name: (r.width, r.height, r.format) for spec in PHOTOS for r in [prepared.render(spec)]}
+    assert sizes == {"thumb": (200, 200, "webp"), "medium": (800, 600, "jpeg"), "large": (1600, 1200, "webp")}
+
+
+def test_shared_decode_matches_decoding_per_version(big_photo: bytes) -> None:
+    # Same encoders and settings either way; only the resampling path differs. The large version
+    # comes out of the same thumbnail call, so it is identical; the smaller ones are resized from
+    # the 1600x1200 decode instead of their own shrink-on-load. Measured against the ideal (the
+    # whole source decoded at full size, then resized), both paths are equally close.
+    prepared = prepare(big_photo, PHOTOS)
+    full = pyvips.Image.new_from_buffer(big_photo, "").copy_memory()
+    for spec in PHOTOS:
+        shared, alone = prepared.render(spec), render_version(big_photo, spec)
+        assert (shared.width, shared.height, shared.format) == (alone.width, alone.height, alone.format)
+        if spec.name == "large":
+            assert shared.data == alone.data
+            continue
+        assert psnr(shared.data, alone.data) > 40, spec.name  # visually the same
+        w, h = (267, 200) if spec.name == "thumb" else (800, 600)
+        ideal = full.thumbnail_image(w, height=h, size="force").extract_area((w - alone.width) // 2, 0, *_size(alone))
+        reference = ideal.pngsave_buffer()  # the thumb's crop: centred, full height
+        assert psnr(shared.data, reference) >= psnr(alone.data, reference) - 0.1, spec.name
+
+
+def _size(rendered: Any) -> tuple[int, int]:
+    return rendered.width, rendered.height
+
+
+def test_versions_render_concurrently_from_one_preparation(big_photo: bytes) -> None:
+    prepared = prepare(big_photo, PHOTOS)
+    alone = [prepared.render(spec).data for spec in PHOTOS]
+    with ThreadPoolExecutor(3) as pool:
+        together = list(pool.map(lambda s: prepared.render(s).data, PHOTOS * 2))
+    assert together == alone * 2
+
+
+def test_shared_decode_applies_exif_orientation_once() -> None:
+    stored = halves((600, 400), BLUE, RED)  # orientation 6: upright 400x600, blue on top
+    exif = stored.getexif()
+    exif[0x0112] = 6
+    source = encode(stored, "JPEG", quality=95, exif=exif.tobytes())
+    specs = parse_versions([
+        {"name": "a", "resize": {"width": 200}, "output": {"format": "jpeg"}},
+        {"name": "b", "resize": {"width": 50}, "output": {"format": "png"}},
+    ])
+    prepared = prepare(source, specs)
+    assert prepared.shared_size == (200, 300)
+    for spec, size in zip(specs, [(200, 300), (50, 75)], strict=True):
+        image = decode(prepared.render(spec).data)
+        assert image.size == size
+        middle = size[0] // 2
+        assert close(pixel(image, middle, 2)[:3], BLUE) and close(pixel(image, middle, size[1] - 3)[:3], RED)
+        assert 0x0112 not in image.getexif()
+
+
+def test_shared_decode_keeps_alpha_and_flattens_jpeg() -> None:
+    source = transparent_with_red_square()
+    specs = parse_versions([
+        {"name": "a", "resize": {"width": 60}, "output": {"format": "webp"}},
+        {"name": "b", "resize": {"width": 40}, "output": {"format": "jpeg"}},
+    ])
+    prepared = prepare(source, specs)
+    assert prepared.shared_size == (60, 60)
+    webp, jpeg = (decode(prepared.render(spec).data) for spec in specs)
+    assert webp.mode == "RGBA" and pixel(webp, 2, 2)[3] == 0 and close(pixel(webp, 30, 30), (*RED, 255))
+    assert jpeg.mode == "RGB" and close(pixel(jpeg, 2, 2), WHITE) and close(pixel(jpeg, 20, 20), RED)
+
+
+def test_shared_decode_of_an_animation_is_its_first_frame() -> None:
+    first, *rest = frames()
+    source = encode(first, "GIF", save_all=True, append_images=rest, duration=100, loop=0)
+    specs = parse_versions([{"name": "a", "resize": {"width": 32}}, {"name": "b", "resize": {"width": 16}}])
+    prepared = prepare(source, specs)
+    assert prepared.info.pages == 3 and prepared.shared_size == (32, 24)
+    for spec in specs:
+        image = decode(prepared.render(spec).data)
+        assert getattr(image, "n_frames", 1) == 1 and close(pixel(image, 8, 6)[:3], RED)
+
+
+def test_shared_decode_covers_every_fit_and_enlargement(photo: bytes) -> None:
+    resizes = [
+        {"width": 123, "height": 45, "fit": "cover", "position": "attention"},
+        {"width": 123, "height": 45, "fit": "cover", "position": "entropy"},
+        {"width": 50, "height": 300, "fit": "fill"},
+        {"width": 200, "height": 200, "fit": "contain"},
+        {"width": 800, "fit": "inside"},  # enlarges: shared is then the source's own size
+    ]
+    specs = parse_versions([{"name": f"v{i}", "resize": r, "output": {"format": "png"}} for i, r in enumerate(resizes)])
+    prepared = prepare(photo, specs)
+    assert prepared.shared_size == (400, 300)
+    for spec, size in zip(specs, [(123, 45), (123, 45), (50, 300), (200, 200), (800, 600)], strict=True):
+        rendered = prepared.render(spec)
+        assert (rendered.width, rendered.height) == decode(rendered.data).size == size
+    # Enlarging from the shared full-size decode is what the version alone does from the file.
+    assert prepared.render(specs[-1]).data == render_version(photo, specs[-1]).data
+
+
+def test_a_version_refused_alone_leaves_the_others_and_the_shared_size_alone() -> None:
+    needle = encode(Image.new("RGB", (10, 2000), RED), "PNG")
+    specs = parse_versions([
+        {"name": "bomb", "resize": {"width": 1000, "height": 1000, "fit": "cover"}},  # 1000x200000 before the crop
+        {"name": "a", "resize": {"height": 200}},
+        {"name": "b", "resize": {"height": 100}},
+    ])
+    prepared = prepare(needle, specs, max_pixels=1_000_000)
+    assert prepared.shared_size == (1, 200)
+    with pytest.raises(ImageRejected, match="the resized image is 1000x200000"):
+        prepared.render(specs[0])
+    assert (prepared.render(specs[1]).height, prepared.render(specs[2]).height) == (200, 100)
+
+
+def test_too_big_to_share_streams_each_version_instead(big_photo: bytes) -> None:
+    prepared = prepare(big_photo, PHOTOS, shared_max_bytes=1600 * 1200 * 3 - 1)
+    assert prepared.shared_size is None
+    for spec in PHOTOS:
+        assert prepared.render(spec).data == render_version(big_photo, spec).data
+
+
+def test_a_version_not_prepared_is_still_rendered(big_photo: bytes) -> None:
+    prepared = prepare(big_photo, PHOTOS[:2])  # shared at 800x600: too small for the large version
+    assert prepared.shared_size == (800, 600)
+    assert prepared.render(PHOTOS[2]).data == render_version(big_photo, PHOTOS[2]).data
+
+
+def test_an_undecodable_image_is_refused_once_for_all_versions(photo: bytes) -> None:
+    with pytest.raises(ImageRejected) as caught:
+        prepare(photo[: len(photo) // 2], PHOTOS)
+    assert caught.value.reason == "not a decodable image (VipsJpeg: premature end of JPEG image)"
+    with pytest.raises(ImageRejected, match="over the limit"):
+        prepare(png_declaring(30000, 30000), PHOTOS)

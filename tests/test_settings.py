@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from app.settings import Settings, SettingsError
@@ -19,6 +21,8 @@ from app.settings import Settings, SettingsError
         ({"SCHEMA_DIR": "/nonexistent"}, "SCHEMA_DIR='/nonexistent' is not a directory"),
         ({"DEBUG": "maybe"}, "DEBUG='maybe' is not a boolean"),
         ({"S3_ADDRESSING_STYLE": "dns"}, "S3_ADDRESSING_STYLE='dns'"),
+        ({"WORKER_CONCURRENCY": "0"}, "WORKER_CONCURRENCY=0 is out of range 1..256"),
+        ({"WORKER_CONCURRENCY": "all"}, "WORKER_CONCURRENCY='all' is not an integer"),
     ],
 )
 def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:
@@ -33,3 +37,8 @@ def test_defaults_and_secrets() -> None:
     assert s.cors_origins == ("http://a.test", "http://b.test")
     assert "hunter2" not in repr(s) and "hunter2" not in str(s.s3_secret_access_key)
     assert s.s3_secret_access_key.value == "hunter2"
+
+
+def test_worker_concurrency_defaults_to_the_cpu_count() -> None:
+    assert Settings.from_env({}).worker_concurrency == (os.cpu_count() or 1)
+    assert Settings.from_env({"WORKER_CONCURRENCY": "3"}).worker_concurrency == 3

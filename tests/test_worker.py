@@ -24,6 +24,7 @@ import pytest
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
+from app import worker as worker_module
 from app.models import Upload, UploadVersion
 from app.queue import create_queue
 from app.settings import ROOT, Settings
@@ -378,45 +379,134 @@ properties:
 """
 
 
-async def test_worker_killed_mid_job_loses_nothing(
-    harness_factory: Any, queue_url: str, database_url: str, tmp_path: Path
-) -> None:
-    # Heavy versions (big blurred canvases) so the job lasts long enough to be killed in the middle.
+def slow_schema(tmp_path: Path, size: int, blur: int) -> Path:
+    """A `photos` table whose three versions are big blurred canvases: jobs last long enough to watch."""
     schema = tmp_path / "schema"
     schema.mkdir()
     versions = "".join(
-        f"        - {{name: v{i}, resize: {{width: 2000, height: 2000}}, manipulate: {{blur: 20}}}}\n" for i in range(3)
+        f"        - {{name: v{i}, resize: {{width: {size}, height: {size}}}, manipulate: {{blur: {blur}}}}}\n"
+        for i in range(3)
     )
     (schema / "photos.yml").write_text(SLOW_TABLE + versions)
+    return schema
+
+
+async def leased_uploads() -> set[int]:
+    """Uploads that a worker is building right now: they have a pending version under lease."""
+    rows = await UploadVersion.filter(lease_until__not_isnull=True, status="pending").values_list(
+        "upload_id", flat=True
+    )
+    return {int(str(r)) for r in rows}
+
+
+async def until_leased(count: int, *, within: float = 60) -> None:
+    deadline = time.monotonic() + within
+    while len(await leased_uploads()) < count:
+        assert time.monotonic() < deadline, f"never saw {count} uploads in hand at once"
+        await asyncio.sleep(0.02)
+
+
+# Jobs last seconds here; a lease that expired mid-job would let a second consumer take it again.
+SLOW = FAST | {"VERSION_LEASE_SECONDS": 120, "WORKER_CONCURRENCY": 2}
+
+
+async def test_one_worker_builds_as_many_images_at_once_as_its_concurrency(
+    harness_factory: Any, queue_url: str, tmp_path: Path
+) -> None:
+    h = await harness_factory(QUEUE_URL=queue_url, SCHEMA_DIR=str(slow_schema(tmp_path, 1000, 8)), **SLOW)
+    created = [await save_image(h, files.png(80 + i, 60), f"s{i}.png", "image/png") for i in range(3)]
+    most = 0
+    async with running_worker(h):
+        deadline = time.monotonic() + 120
+        while await UploadVersion.filter(status="pending").exists():
+            assert time.monotonic() < deadline, "versions still pending"
+            most = max(most, len(await leased_uploads()))
+            await asyncio.sleep(0.02)
+        results = [await settled(h, c["id"]) for c in created]
+    assert most == 2  # two images in hand at once, never more than WORKER_CONCURRENCY
+    assert all(d["status"] == "ready" and d["width"] == 1000 for r in results for d in r["version_details"])
+    assert {v.attempts for v in await UploadVersion.all()} == {1}
+
+
+async def test_graceful_stop_finishes_every_job_in_hand_and_takes_no_more(
+    harness_factory: Any, queue_url: str, tmp_path: Path
+) -> None:
+    h = await harness_factory(QUEUE_URL=queue_url, SCHEMA_DIR=str(slow_schema(tmp_path, 1000, 8)), **SLOW)
+    created = [await save_image(h, files.png(80 + i, 60), f"g{i}.png", "image/png") for i in range(3)]
+    services = h.app.state.services
+    worker = Worker(services.settings, services.versions, services.queue)
+    task = asyncio.create_task(worker.run())
+    await until_leased(2)
+    in_hand = await leased_uploads()
+    await stop_gracefully(worker, task)
+    assert task.done()
+    for c in created:
+        upload = await Upload.get(record_id=int(c["id"]), status="attached")
+        versions = await UploadVersion.filter(upload_id=upload.id)
+        if upload.id in in_hand:  # finished, not abandoned
+            assert {(v.status, v.attempts) for v in versions} == {("ready", 1)}
+        else:  # still queued: nobody claimed it after the stop
+            assert {(v.status, v.attempts, v.lease_until) for v in versions} == {("pending", 0, None)}
+
+
+async def test_stop_past_the_grace_period_hands_every_job_back(
+    harness_factory: Any, queue_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker_module, "SHUTDOWN_GRACE_SECONDS", 0.1)
+    h = await harness_factory(QUEUE_URL=queue_url, SCHEMA_DIR=str(slow_schema(tmp_path, 1000, 8)), **SLOW)
+    for i in range(2):
+        await save_image(h, files.png(80 + i, 60), f"c{i}.png", "image/png")
+    services = h.app.state.services
+    worker = Worker(services.settings, services.versions, services.queue)
+    task = asyncio.create_task(worker.run())
+    await until_leased(2)
+    await stop_gracefully(worker, task)
+    assert task.cancelled()
+    # Both jobs were cancelled: their leases are released at once (not left to expire)...
+    pending = await UploadVersion.filter(status="pending")
+    assert len({v.upload_id for v in pending}) == 2 and all(v.lease_until is None for v in pending)
+    # ...and their messages are visible again, so the next worker finishes them.
+    async with running_worker(h):
+        deadline = time.monotonic() + 120
+        while await UploadVersion.filter(status="pending").exists():
+            assert time.monotonic() < deadline, "versions still pending"
+            await asyncio.sleep(0.1)
+    assert {v.status for v in await UploadVersion.all()} == {"ready"}
+
+
+async def test_worker_killed_mid_job_loses_nothing(
+    harness_factory: Any, queue_url: str, database_url: str, tmp_path: Path
+) -> None:
+    # Heavy versions (big blurred canvases) so the jobs last long enough to be killed in the middle;
+    # two images and two consumers, so the kill interrupts two jobs at once.
+    schema = slow_schema(tmp_path, 1200, 10)
     h = await harness_factory(QUEUE_URL=queue_url, SCHEMA_DIR=str(schema), **FAST)
-    created = await save_image(h, files.png(), "slow.png", "image/png")
+    created = [await save_image(h, files.png(80 + i, 60), f"slow{i}.png", "image/png") for i in range(2)]
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "app.worker",
         cwd=ROOT,
-        env=_worker_env(h, database_url, schema),
+        env=_worker_env(h, database_url, schema) | {"WORKER_CONCURRENCY": "2"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
-        while not await UploadVersion.filter(lease_until__not_isnull=True, status="pending").exists():
-            assert proc.returncode is None and time.monotonic() < deadline, "the worker never took a lease"
-            await asyncio.sleep(0.02)
+        await until_leased(2)
+        assert proc.returncode is None
         proc.send_signal(signal.SIGKILL)
         assert await proc.wait() == -signal.SIGKILL
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-    interrupted = await UploadVersion.filter(status="pending").count()
-    assert interrupted >= 1  # killed while holding a lease, with work left
-    # The message reappears once its visibility timeout (= the lease) passes; another worker finishes.
+    interrupted = await UploadVersion.filter(status="pending").values_list("upload_id", flat=True)
+    assert len(set(interrupted)) == 2  # killed while holding leases on both images, with work left
+    # The messages reappear once their visibility timeout (= the lease) passes; another worker finishes.
     async with running_worker(h):
-        upload = await settled(h, created["id"], within=60)
-    assert {d["status"] for d in upload["version_details"]} == {"ready"}
-    assert {(d["width"], d["height"]) for d in upload["version_details"]} == {(2000, 2000)}
+        uploads = [await settled(h, c["id"], within=120) for c in created]
+    assert {d["status"] for u in uploads for d in u["version_details"]} == {"ready"}
+    assert {(d["width"], d["height"]) for u in uploads for d in u["version_details"]} == {(1200, 1200)}
 
 
 async def test_standalone_worker_serves_its_metrics(harness_factory: Any, queue_url: str, database_url: str) -> None:
