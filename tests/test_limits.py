@@ -36,6 +36,29 @@ async def test_default_depth_fits_the_real_queries(h: Harness) -> None:
     assert data["records"]["total_entries"] == 0
 
 
+async def test_a_repeated_document_is_validated_once(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The depth and alias rules are part of the validation cache's key: built per request they would
+    make every request miss the cache and pay graphql-core's full validation again."""
+    import strawberry.schema.schema as strawberry_schema
+
+    calls: list[int] = []
+    real = strawberry_schema.validate
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(strawberry_schema, "validate", counting)
+    query = "query RepeatedDocument { tables { name properties { name } } }"
+    for _ in range(3):
+        assert (await h.ok(query))["tables"]
+    assert len(calls) <= 1
+    # The cached verdict still refuses: a document over the alias limit stays refused when repeated.
+    flood = "{ " + " ".join(f"a{i}: tables {{ name }}" for i in range(31)) + " }"
+    for _ in range(2):
+        assert code_of(await h.gql(flood)) == "GRAPHQL_VALIDATION_FAILED"
+
+
 async def test_alias_flood_is_refused(h: Harness) -> None:
     flood = "{ " + " ".join(f"a{i}: tables {{ name }}" for i in range(31)) + " }"
     body = await h.gql(flood)
