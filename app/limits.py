@@ -1,4 +1,4 @@
-"""Per-caller presign limits: a rate (token bucket) and a cap on pending uploads (one COUNT).
+"""Per-caller presign limits: a rate (token bucket) and a cap on pending uploads (one bounded query).
 
 The token buckets live in this process's memory: with N server processes a caller may presign up to
 N times the rate. That is deliberate (no shared store to run or to fail); the pending-upload cap is
@@ -58,10 +58,17 @@ class PresignQuota:
                 f"retry in {max(1, round(wait))} s",
                 retry_after=max(1, round(wait)),
             )
-        # Uses the owner index; anonymous callers (no owner) share one pool.
-        pending = await Upload.filter(owner=owner, status="issued", expires_at__gt=self.clock()).count()
-        if pending >= self.max_pending:
+        # Is there a max_pending-th pending upload? The (owner, status, expires_at) index serves it and
+        # OFFSET stops the scan there, so a presign reads at most max_pending index entries however many
+        # uploads are pending (a COUNT would read them all). Anonymous callers (no owner) share one pool.
+        at_cap = await (
+            Upload.filter(owner=owner, status="issued", expires_at__gt=self.clock())
+            .offset(self.max_pending - 1)
+            .limit(1)
+            .values_list("id", flat=True)
+        )
+        if at_cap:
             raise TooManyRequests(
-                f"{pending} uploads are presigned but not yet saved; save or let them expire before "
-                f"presigning more (limit {self.max_pending})"
+                f"{self.max_pending} uploads are presigned but not yet saved; save them or let them expire "
+                "before presigning more"
             )

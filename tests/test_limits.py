@@ -197,3 +197,35 @@ async def _past() -> Any:
     from datetime import UTC, datetime, timedelta
 
     return datetime.now(UTC) - timedelta(seconds=1)
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's planner, which has no statistics to go by")
+async def test_pending_cap_reads_the_callers_index_not_every_pending_upload(harness_factory: Any) -> None:
+    """The cap's query runs at every presign: it must be an index search on this caller's pending
+    uploads, stopped at the cap, whatever the number of other callers' pending uploads."""
+    import logging
+
+    from tortoise import connections
+
+    sent: list[tuple[str, list[Any]]] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.msg == "%s: %s" and isinstance(record.args, tuple):
+                sent.append((str(record.args[0]), list(record.args[1])))
+
+    h: Harness = await harness_factory(MAX_PENDING_UPLOADS=5)
+    logger = logging.getLogger("tortoise.db_client")
+    capture, level = Capture(), logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(capture)
+    try:
+        await h.ok(IMAGE_PRESIGN, PRESIGN_VARS)
+    finally:
+        logger.removeHandler(capture)
+        logger.setLevel(level)
+    (statement, values) = next((q, v) for q, v in sent if q.startswith("SELECT") and '"uploads"' in q)
+    assert "OFFSET" in statement and "COUNT" not in statement.upper()
+    _, plan = await connections.get("default").execute_query(f"EXPLAIN QUERY PLAN {statement}", values)
+    detail = " ".join(str(row["detail"]) for row in plan)
+    assert "INDEX idx_uploads_owner_" in detail and "(owner=? AND status=? AND expires_at>?)" in detail, detail
