@@ -24,7 +24,15 @@ sys.path.insert(0, str(ROOT))
 
 from app import db  # noqa: E402
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc: unlike throughput, it does
+    not drop when other processes on a shared machine take the cores."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
 
 
 def free_port() -> int:
@@ -96,15 +104,16 @@ async def _pg(sql: str) -> None:
 
 
 @contextmanager
-def database(kind: str) -> Iterator[str]:
-    """A freshly migrated database: a temporary SQLite file, or a PostgreSQL database of our own."""
+def database(kind: str, label: str = "") -> Iterator[str]:
+    """A freshly migrated database: a temporary SQLite file, or a PostgreSQL database of our own
+    (`label` tells apart several that are open at once)."""
     if kind == "sqlite":
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite://{tmp}/bench.sqlite3"
             asyncio.run(db.migrate(url))
             yield url
         return
-    name = f"bench_{os.getpid()}"
+    name = f"bench_{os.getpid()}{'_' + label if label else ''}"
     asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}"'))
     asyncio.run(_pg(f'CREATE DATABASE "{name}"'))
     try:
