@@ -167,17 +167,25 @@ class Storage:
             raise _translate(exc, "presign") from exc
         return self._public(url)
 
+    def presign_get_now(
+        self, key: str, expires_in: int, *, content_disposition: str | None = None, content_type: str | None = None
+    ) -> str | None:
+        """A presigned GET computed right here by the fast signer, or None when it does not cover this
+        configuration (then `presign_get` asks botocore). Lets GraphQL resolve a page of URLs without
+        scheduling a coroutine per URL."""
+        if self._get_signer is None:
+            return None
+        url = self._get_signer.presign_get(
+            key, expires_in, response_content_disposition=content_disposition, response_content_type=content_type
+        )
+        return self._public(url)
+
     async def presign_get(
         self, key: str, expires_in: int, *, content_disposition: str | None = None, content_type: str | None = None
     ) -> str:
-        if self._get_signer is not None:
-            url = self._get_signer.presign_get(
-                key,
-                expires_in,
-                response_content_disposition=content_disposition,
-                response_content_type=content_type,
-            )
-            return self._public(url)
+        url = self.presign_get_now(key, expires_in, content_disposition=content_disposition, content_type=content_type)
+        if url is not None:
+            return url
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if content_disposition:
             params["ResponseContentDisposition"] = content_disposition

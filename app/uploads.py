@@ -466,19 +466,29 @@ class Uploads:
             raise BadUserInput(f"expires_in must be between 1 and {MAX_GET_EXPIRES_IN} seconds, got {expires_in}")
         return expires_in
 
-    async def url_for(
+    def resolve_url(
         self, upload: Upload, key: str, *, content_type: str | None, expires_in: int, readable: bool
-    ) -> str | None:
+    ) -> str | Awaitable[str] | None:
         """Public: the CDN or storage URL. Private: a short-lived signed GET, or None for callers
-        who may not read it. A private file never gets a permanent URL."""
+        who may not read it. A private file never gets a permanent URL.
+
+        The URL itself whenever it can be computed without I/O (always with the fast signer), so a
+        resolver of a page of 100 files needs no task per URL; otherwise an awaitable of it."""
         if upload.acl == "public":
             return self.urls.public_object_url(key)
         if not readable:
             return None
         disposition = disposition_header(upload.content_disposition, upload.file_name)
-        return await self.storage.presign_get(
-            key, expires_in, content_disposition=disposition, content_type=content_type
-        )
+        url = self.storage.presign_get_now(key, expires_in, content_disposition=disposition, content_type=content_type)
+        if url is not None:
+            return url
+        return self.storage.presign_get(key, expires_in, content_disposition=disposition, content_type=content_type)
+
+    async def url_for(
+        self, upload: Upload, key: str, *, content_type: str | None, expires_in: int, readable: bool
+    ) -> str | None:
+        url = self.resolve_url(upload, key, content_type=content_type, expires_in=expires_in, readable=readable)
+        return url if url is None or isinstance(url, str) else await url
 
     @staticmethod
     def extension(upload: Upload) -> str | None:
