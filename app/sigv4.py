@@ -69,6 +69,28 @@ _PARTITIONS: tuple[tuple[re.Pattern[str], str, bool], ...] = (
     (re.compile(r"us-gov-[a-z0-9]+-[0-9]+", re.ASCII), "amazonaws.com", False),
 )
 
+# urllib.parse.quote for ASCII text as one str.translate: quote works byte by byte through a Python
+# list comprehension (about 3 us for a Content-Disposition value, most of a signature's cost).
+# Same output: every ASCII character outside the unreserved set and `safe` becomes %XX (uppercase).
+_UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~"
+
+
+def _ascii_table(safe: str) -> dict[int, str]:
+    return {c: f"%{c:02X}" for c in range(128) if chr(c) not in _UNRESERVED + safe}
+
+
+_QUERY_TABLE = _ascii_table(_QUERY_SAFE)
+_KEY_TABLE = _ascii_table(_KEY_SAFE)
+
+
+def _quote_query(text: str) -> str:
+    return text.translate(_QUERY_TABLE) if text.isascii() else quote(text, safe=_QUERY_SAFE)
+
+
+def _quote_key(text: str) -> str:
+    return text.translate(_KEY_TABLE) if text.isascii() else quote(text, safe=_KEY_SAFE)
+
+
 _sha256 = hashlib.sha256
 _hmac_digest = hmac.digest  # one-shot OpenSSL HMAC: much cheaper than hmac.new(...).hexdigest()
 _now = time.time
@@ -281,18 +303,18 @@ class PresignedGetSigner:
             raise ValueError("key must be a non-empty string")  # botocore: Key has min length 1
         amz_date, day, _ = self._timestamp(now)
 
-        path = self._path_prefix + quote(key, safe=_KEY_SAFE)
+        path = self._path_prefix + _quote_key(key)
         auth = f"{day.auth_head}{amz_date}&X-Amz-Expires={expires_in}"
         # Operation params come first in the URL in the order botocore's caller passes them
         # (disposition, then type); in the canonical query they sort after every X-Amz-* name.
         op_params = ""
         canonical_ops = ""
         if response_content_disposition is not None:
-            v = quote(response_content_disposition, safe=_QUERY_SAFE)
+            v = _quote_query(response_content_disposition)
             op_params = f"response-content-disposition={v}&"
             canonical_ops = f"&response-content-disposition={v}"
         if response_content_type is not None:
-            v = quote(response_content_type, safe=_QUERY_SAFE)
+            v = _quote_query(response_content_type)
             op_params += f"response-content-type={v}&"
             canonical_ops += f"&response-content-type={v}"
 
