@@ -106,11 +106,18 @@ class _Day(NamedTuple):
 
 
 class _Tick(NamedTuple):
-    """The formatted timestamp for the last whole second seen, so the clock path skips strftime."""
+    """The formatted timestamp for the last whole second seen, so the clock path skips strftime, and
+    the GET URLs signed in that second: the same inputs in the same second give the same URL, and a
+    GraphQL page often asks for one file's URL twice (say `properties` and `property_upload.url`)."""
 
     second: int
     amz_date: str
     day: _Day
+    urls: dict[tuple[str, int, str | None, str | None], str]
+
+
+# URLs remembered per second at most (a bound on memory, far above a page's worth).
+_TICK_URLS = 4096
 
 
 def _partition(region: str) -> tuple[str, bool]:
@@ -249,7 +256,7 @@ class PresignedGetSigner:
         # Only "host" is signed; S3 presigned URLs carry the UNSIGNED-PAYLOAD marker as body hash.
         self._canonical_tail = f"\nhost:{host_header}\n\nhost\nUNSIGNED-PAYLOAD"
         self._day_cache: dict[str, _Day] = {}
-        self._tick = _Tick(-1, "", _Day("", b"", "", ""))  # never matches a real second
+        self._tick = _Tick(-1, "", _Day("", b"", "", ""), {})  # never matches a real second
 
     def _day(self, date: str) -> _Day:
         day = self._day_cache.get(date)
@@ -271,16 +278,20 @@ class PresignedGetSigner:
             self._day_cache = cache
         return day
 
+    def _current_tick(self) -> _Tick:
+        second = int(_now())
+        tick = self._tick
+        if tick.second != second:
+            amz_date = time.strftime(_TIMESTAMP_FORMAT, time.gmtime(second))
+            tick = _Tick(second, amz_date, self._day(amz_date[:8]), {})
+            self._tick = tick
+        return tick
+
     def _timestamp(self, now: datetime | None) -> tuple[str, _Day, int]:
         """(YYYYMMDDTHHMMSSZ, that day's key, epoch second) for `now` or the clock."""
         if now is None:
-            second = int(_now())
-            tick = self._tick
-            if tick.second != second:
-                amz_date = time.strftime(_TIMESTAMP_FORMAT, time.gmtime(second))
-                tick = _Tick(second, amz_date, self._day(amz_date[:8]))
-                self._tick = tick
-            return tick.amz_date, tick.day, second
+            tick = self._current_tick()
+            return tick.amz_date, tick.day, tick.second
         # botocore formats a naive UTC datetime; a naive `now` is taken to be UTC as well.
         if now.tzinfo is not None:
             now = now.astimezone(UTC)
@@ -301,8 +312,27 @@ class PresignedGetSigner:
             raise ValueError(f"expires_in must be an int in 1..{MAX_EXPIRES_IN}, got {expires_in!r}")
         if not key:
             raise ValueError("key must be a non-empty string")  # botocore: Key has min length 1
+        if now is None:
+            tick = self._current_tick()  # one tick object: its timestamp and its memo go together
+            inputs = (key, expires_in, response_content_disposition, response_content_type)
+            url = tick.urls.get(inputs)
+            if url is None:
+                url = self._sign_get(*inputs, tick.amz_date, tick.day)
+                if len(tick.urls) < _TICK_URLS:
+                    tick.urls[inputs] = url
+            return url
         amz_date, day, _ = self._timestamp(now)
+        return self._sign_get(key, expires_in, response_content_disposition, response_content_type, amz_date, day)
 
+    def _sign_get(
+        self,
+        key: str,
+        expires_in: int,
+        response_content_disposition: str | None,
+        response_content_type: str | None,
+        amz_date: str,
+        day: _Day,
+    ) -> str:
         path = self._path_prefix + _quote_key(key)
         auth = f"{day.auth_head}{amz_date}&X-Amz-Expires={expires_in}"
         # Operation params come first in the URL in the order botocore's caller passes them

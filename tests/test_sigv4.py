@@ -284,6 +284,27 @@ def test_clock_path_rolls_over_at_midnight_utc(boto_session: boto3.session.Sessi
         assert signer._tick.amz_date == instant.strftime("%Y%m%dT%H%M%SZ")
 
 
+def test_clock_path_remembers_one_seconds_urls_within_a_bound(boto_session: boto3.session.Session) -> None:
+    """Within one second the same inputs give the same URL, so it is remembered; other inputs are
+    still signed on their own, and the memory of a second is bounded."""
+    setup = Setup("us-east-1", "http://localhost:9000", "auto", "AKIDEXAMPLE", "secret", None)
+    signer = signer_for(setup, "my-bucket")
+    instant = datetime(2024, 5, 1, 12, 0, 0, 250000)
+    cases = [("a.pdf", 900, None, None), ("a.pdf", 901, None, None), ("a.pdf", 900, "attachment", None)]
+    cases += [("a.pdf", 900, None, "application/pdf"), ("b.pdf", 900, None, None)]
+    with mock.patch.object(sigv4, "_now", return_value=instant.replace(tzinfo=UTC).timestamp()):
+        for _ in range(2):
+            for key, expires, disposition, ctype in cases:
+                got = signer.presign_get(
+                    key, expires, response_content_disposition=disposition, response_content_type=ctype
+                )
+                assert got == botocore_url(boto_session, setup, "my-bucket", key, expires, instant, disposition, ctype)
+        assert len(signer._tick.urls) == len(cases)
+        for i in range(sigv4._TICK_URLS + 10):
+            signer.presign_get(f"k{i}", 60)
+        assert len(signer._tick.urls) == sigv4._TICK_URLS
+
+
 def test_default_clock_is_now() -> None:
     signer = signer_for(Setup("eu-west-1", None, "auto", "AKIDEXAMPLE", "secret", None), "my-bucket")
     before = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
