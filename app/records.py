@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections.abc import Sequence
@@ -245,8 +246,11 @@ class Records:
             if len(ids) > MAX_IDS:
                 raise BadUserInput(f"at most {MAX_IDS} ids per filter")
             query = query.filter(id__in=[parse_id(i) for i in ids])
-        total = await query.count()
-        records = await query.order_by("-id").offset((page - 1) * per_page).limit(per_page)
+        # The count and the page do not depend on each other: on PostgreSQL they run side by side on
+        # two pooled connections (one round trip of wall time instead of two); SQLite serialises them.
+        total, records = await asyncio.gather(
+            query.count(), query.order_by("-id").offset((page - 1) * per_page).limit(per_page)
+        )
         views = await self._views(records)
         return RecordPage(views, total, page, per_page)
 
@@ -254,11 +258,15 @@ class Records:
         return (await self._views([record]))[0]
 
     async def _views(self, records: list[Record]) -> list[RecordView]:
-        """Two queries for any number of records: their uploads, then those uploads' versions."""
+        """Two queries for any number of records, side by side: their uploads, and those uploads'
+        versions (selected through the same condition on the upload, so neither waits for the other)."""
         if not records:
             return []
-        uploads = await Upload.filter(record_id__in=[r.id for r in records], status="attached")
-        versions = await UploadVersion.filter(upload_id__in=[u.id for u in uploads]).order_by("id") if uploads else []
+        ids = [r.id for r in records]
+        uploads, versions = await asyncio.gather(
+            Upload.filter(record_id__in=ids, status="attached"),
+            UploadVersion.filter(upload__record_id__in=ids, upload__status="attached").order_by("id"),
+        )
         by_upload: dict[int, list[UploadVersion]] = {}
         for v in versions:
             by_upload.setdefault(v.upload_id, []).append(v)
