@@ -317,15 +317,26 @@ class PresignedGetSigner:
             inputs = (key, expires_in, response_content_disposition, response_content_type)
             url = tick.urls.get(inputs)
             if url is None:
-                url = self._sign_get(*inputs, tick.amz_date, tick.day)
+                url = self._sign("GET", *inputs, tick.amz_date, tick.day)
                 if len(tick.urls) < _TICK_URLS:
                     tick.urls[inputs] = url
             return url
         amz_date, day, _ = self._timestamp(now)
-        return self._sign_get(key, expires_in, response_content_disposition, response_content_type, amz_date, day)
+        return self._sign("GET", key, expires_in, response_content_disposition, response_content_type, amz_date, day)
 
-    def _sign_get(
+    def presign_head(self, key: str, expires_in: int, *, now: datetime | None = None) -> str:
+        """A presigned HEAD URL for `key`, as botocore's generate_presigned_url("head_object") gives it:
+        the server asks storage about an upload without botocore's request pipeline."""
+        if type(expires_in) is not int or not 1 <= expires_in <= MAX_EXPIRES_IN:
+            raise ValueError(f"expires_in must be an int in 1..{MAX_EXPIRES_IN}, got {expires_in!r}")
+        if not key:
+            raise ValueError("key must be a non-empty string")
+        amz_date, day, _ = self._timestamp(now)
+        return self._sign("HEAD", key, expires_in, None, None, amz_date, day)
+
+    def _sign(
         self,
+        method: str,
         key: str,
         expires_in: int,
         response_content_disposition: str | None,
@@ -348,7 +359,7 @@ class PresignedGetSigner:
             op_params += f"response-content-type={v}&"
             canonical_ops += f"&response-content-type={v}"
 
-        canonical_request = f"GET\n{path}\n{auth}{self._canonical_auth_tail}{canonical_ops}{self._canonical_tail}"
+        canonical_request = f"{method}\n{path}\n{auth}{self._canonical_auth_tail}{canonical_ops}{self._canonical_tail}"
         string_to_sign = f"{_ALGORITHM}\n{amz_date}\n{day.scope}\n{_sha256(canonical_request.encode()).hexdigest()}"
         signature = _hmac_digest(day.signing_key, string_to_sign.encode(), "sha256").hex()
         return f"{self._origin}{path}?{op_params}{auth}{self._url_auth_tail}&X-Amz-Signature={signature}"

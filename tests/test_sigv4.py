@@ -96,6 +96,7 @@ def botocore_url(
     disposition: str | None = None,
     content_type: str | None = None,
     _clients: dict[Setup, Any] = {},  # noqa: B006 - deliberate per-process client cache
+    operation: str = "get_object",
 ) -> str:
     client = _clients.get(setup)
     if client is None:
@@ -116,7 +117,7 @@ def botocore_url(
         params["ResponseContentType"] = content_type
     naive_utc = now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
     with mock.patch.object(botocore.auth, "get_current_datetime", return_value=naive_utc):
-        url: str = client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
+        url: str = client.generate_presigned_url(operation, Params=params, ExpiresIn=expires_in)
     return url
 
 
@@ -207,6 +208,21 @@ def test_random_inputs_are_byte_identical_to_botocore(boto_session: boto3.sessio
                 assert got == expected, (setup, bucket, key, expires_in, now, disposition, content_type)
                 compared += 1
     assert compared >= 2000
+
+
+def test_random_head_urls_are_byte_identical_to_botocore(boto_session: boto3.session.Session) -> None:
+    """presign_head is what Storage.head sends (HEAD of an uploaded object, without botocore)."""
+    rng = random.Random(SEED + 1)
+    compared = 0
+    for setup in all_setups(rng):
+        for bucket in rng.sample(BUCKETS, 3):
+            signer = signer_for(setup, bucket)
+            for _ in range(2):
+                key, expires_in, now = random_key(rng), random_expiry(rng), random_now(rng)
+                expected = botocore_url(boto_session, setup, bucket, key, expires_in, now, operation="head_object")
+                assert signer.presign_head(key, expires_in, now=now) == expected, (setup, bucket, key, expires_in)
+                compared += 1
+    assert compared >= 400
 
 
 def test_aws_documentation_example() -> None:
