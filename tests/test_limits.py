@@ -231,3 +231,21 @@ async def test_pending_cap_reads_the_callers_index_not_every_pending_upload(harn
     _, plan = await connections.get("default").execute_query(f"EXPLAIN QUERY PLAN {statement}", values)
     detail = " ".join(str(row["detail"]) for row in plan)
     assert "INDEX idx_uploads_owner_" in detail and "(owner=? AND status=? AND expires_at>?)" in detail, detail
+
+
+def test_document_cache_is_bounded() -> None:
+    """Repeated documents are remembered; the least recently used go first, and huge documents are
+    never kept (a flood of unique megabyte documents must not fill memory)."""
+    from graphql import parse
+
+    from app.graphql.pipeline import MAX_CACHED_DOCUMENT, DocumentCache, _Entry
+
+    cache = DocumentCache(maxsize=3)
+    for name in ("a", "b", "c"):
+        cache.put(f"{{ {name} }}", _Entry(parse(f"{{ {name} }}")))
+    assert cache.get("{ a }") is not None  # now the most recently used
+    cache.put("{ d }", _Entry(parse("{ d }")))
+    assert cache.get("{ b }") is None and cache.get("{ a }") is not None and cache.get("{ d }") is not None
+    huge = "{ a " + " " * MAX_CACHED_DOCUMENT + "}"
+    cache.put(huge, _Entry(parse(huge)))
+    assert cache.get(huge) is None

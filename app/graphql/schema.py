@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    SchemaExtension,
-    ValidationCache,
-)
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 
 from app import db
 from app.errors import AppError, DatabaseUnavailable
-from app.graphql.auth_gate import AuthGate
 from app.graphql.context import Info
 from app.graphql.inputs import (
     AttachmentPresignUrlInput,
@@ -34,6 +24,7 @@ from app.graphql.inputs import (
     RecordUpdateInput,
 )
 from app.graphql.multipart import MultipartMutation
+from app.graphql.pipeline import DocumentCache, RequestPipeline, limit_rules
 from app.graphql.scalars import SCALARS
 from app.graphql.types import PresignedUploadUrl, Record, RecordCollection, Table
 from app.settings import Settings
@@ -175,31 +166,21 @@ class AppSchema(strawberry.Schema):
 
 
 def build_schema(
-    *, extra_extensions: tuple[type[SchemaExtension], ...] = (), settings: Settings | None = None
+    *, observers: Sequence[Callable[[ExecutionContext], None]] = (), settings: Settings | None = None
 ) -> AppSchema:
+    """The schema with its request pipeline (app/graphql/pipeline.py): the limits run at parse and
+    validation time, before any resolver, so an abusive document costs almost nothing, and the
+    verdict on a repeated document is remembered. `observers` see every executed operation."""
     s = settings or Settings()
-    # Limits run at parse and validation time, before any resolver, so an abusive document costs
-    # almost nothing; the caches then remember the verdict for repeated documents.
-    # The depth and alias rules are classes that Strawberry's limiters create in their __init__; they
-    # are built once here and shared by every request. A limiter constructed per request would make a
-    # new rule class each time, and since the rules are part of ValidationCache's key, every request
-    # would miss the cache and run graphql-core's full validation (about 1.5 ms of a presign's CPU).
-    rules = [
-        *QueryDepthLimiter(max_depth=s.graphql_max_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=s.graphql_max_aliases).validation_rules,
-    ]
-    limits: list[Any] = [
-        lambda: MaxTokensLimiter(max_token_count=s.graphql_max_tokens),
-        lambda: ParserCache(maxsize=512),
-        lambda: AddValidationRules(rules),
-        lambda: ValidationCache(maxsize=512),
-        AuthGate,
-    ]
-    if not s.graphql_introspection:
-        limits.insert(0, DisableIntrospection)
+    cache = DocumentCache(maxsize=512)
+    rules = limit_rules(
+        max_depth=s.graphql_max_depth, max_aliases=s.graphql_max_aliases, introspection=s.graphql_introspection
+    )
     return AppSchema(
         query=Query,
         mutation=Mutation,
         config=StrawberryConfig(auto_camel_case=False, scalar_map=SCALARS),
-        extensions=[*limits, *extra_extensions],
+        extensions=[
+            lambda: RequestPipeline(cache=cache, max_tokens=s.graphql_max_tokens, rules=rules, observers=observers)
+        ],
     )
