@@ -13,6 +13,7 @@ from strawberry.types import ExecutionContext
 from app import db
 from app.errors import AppError, DatabaseUnavailable
 from app.graphql.context import Info
+from app.graphql.direct import install_direct_resolvers
 from app.graphql.inputs import (
     AttachmentPresignUrlInput,
     ImagePresignUrlInput,
@@ -26,7 +27,7 @@ from app.graphql.inputs import (
 from app.graphql.multipart import MultipartMutation
 from app.graphql.pipeline import DocumentCache, RequestPipeline, limit_rules
 from app.graphql.scalars import SCALARS
-from app.graphql.types import PresignedUploadUrl, Record, RecordCollection, Table
+from app.graphql.types import DIRECT_RESOLVERS, PresignedUploadUrl, Record, RecordCollection, Table
 from app.settings import Settings
 
 log = logging.getLogger("app.graphql")
@@ -176,7 +177,7 @@ def build_schema(
     rules = limit_rules(
         max_depth=s.graphql_max_depth, max_aliases=s.graphql_max_aliases, introspection=s.graphql_introspection
     )
-    return AppSchema(
+    schema = AppSchema(
         query=Query,
         mutation=Mutation,
         config=StrawberryConfig(auto_camel_case=False, scalar_map=SCALARS),
@@ -184,3 +185,5 @@ def build_schema(
             lambda: RequestPipeline(cache=cache, max_tokens=s.graphql_max_tokens, rules=rules, observers=observers)
         ],
     )
+    install_direct_resolvers(schema, DIRECT_RESOLVERS)
+    return schema

@@ -112,6 +112,18 @@ def _as_field(value: str | Awaitable[str] | None) -> str | None:
     return cast("str | None", value)
 
 
+# Fields resolved once per record or file of a page, whose resolvers use nothing of `info` but
+# `info.context`: graphql-core calls them without Strawberry's per-call wrapping (app/graphql/direct.py).
+DIRECT_RESOLVERS = (
+    ("Record", "properties"),
+    ("Record", "property"),
+    ("Record", "property_upload"),
+    ("PropertyUpload", "url"),
+    ("PropertyUpload", "versions"),
+    ("PropertyUpload", "version_details"),
+)
+
+
 def _readable(info: Info, view: RecordView) -> bool:
     owner = view.record.owner
     return owner is None or owner == info.context.caller.subject
