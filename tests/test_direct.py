@@ -4,31 +4,76 @@ where that changes nothing."""
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 import pytest
+import strawberry
+from strawberry.permission import BasePermission
+from strawberry.schema.config import StrawberryConfig
 
 from app.graphql.direct import install_direct_resolvers
-from app.graphql.schema import build_schema
+from app.graphql.schema import DIRECT_ROOT_FIELDS, build_schema
 from app.graphql.types import DIRECT_RESOLVERS
 from tests.conftest import Harness
 from tests.gql import RECORD_CREATE
 from tests.test_flow import upload_photo
 
 
+class Colour(enum.Enum):
+    RED = "red"
+
+
+class Never(BasePermission):
+    message = "no"
+
+    def has_permission(self, source: Any, info: Any, **kwargs: Any) -> bool:
+        return False
+
+
+@strawberry.input(one_of=True)
+class Either:
+    a: str | None = strawberry.UNSET
+    b: str | None = strawberry.UNSET
+
+
+@strawberry.type
+class Sample:
+    @strawberry.field
+    def by_colour(self, colour: Colour) -> str:
+        return colour.value
+
+    @strawberry.field(permission_classes=[Never])
+    def guarded(self) -> str:
+        return "secret"
+
+    @strawberry.field
+    def either(self, value: Either) -> str:
+        return "x"
+
+    @strawberry.field
+    def plain(self, names: list[str] | None = None) -> str:
+        return ",".join(names or [])
+
+
 def test_listed_fields_get_direct_resolvers_and_others_are_refused() -> None:
     schema = build_schema()
-    for type_name, field_name in DIRECT_RESOLVERS:
+    for type_name, field_name in (*DIRECT_ROOT_FIELDS, *DIRECT_RESOLVERS):
         resolve = schema._schema.get_type(type_name).fields[field_name].resolve  # type: ignore[union-attr]
         assert resolve.__module__ == "app.graphql.direct", (type_name, field_name)
     for fields, reason in [
-        ([("Query", "records")], "only scalar arguments"),  # an input object: Strawberry builds it
         ([("Record", "id")], "no resolver of its own"),
         ([("Record", "nope")], "not a field"),
         ([("Nope", "x")], "not a field"),
     ]:
         with pytest.raises(ValueError, match=reason):
             install_direct_resolvers(build_schema(), fields)
+    sample = strawberry.Schema(query=Sample, config=StrawberryConfig(auto_camel_case=False))
+    for field, reason in [("by_colour", "enum"), ("guarded", "permission"), ("either", "builds its own value")]:
+        with pytest.raises(ValueError, match=reason):
+            install_direct_resolvers(sample, [("Sample", field)])
+    install_direct_resolvers(sample, [("Sample", "plain")])
+    assert sample.execute_sync('{ plain(names: ["a", "b"]) }').data == {"plain": "a,b"}
 
 
 async def test_direct_fields_answer_with_arguments_defaults_and_error_codes(h: Harness) -> None:

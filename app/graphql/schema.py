@@ -123,6 +123,20 @@ class Mutation(MultipartMutation):
         return Record.from_view(await ctx.records.delete(ctx.caller, id))
 
 
+# Root fields whose resolvers use nothing of `info` but `info.context` (app/graphql/direct.py).
+DIRECT_ROOT_FIELDS = (
+    ("Query", "tables"),
+    ("Query", "records"),
+    ("Query", "record"),
+    ("Mutation", "attachment_presign_url"),
+    ("Mutation", "image_presign_url"),
+    ("Mutation", "property_upload_presigned_url"),
+    ("Mutation", "record_create"),
+    ("Mutation", "record_update"),
+    ("Mutation", "record_delete"),
+)
+
+
 def _with_code(error: GraphQLError, message: str, code: str, original: Exception | None) -> GraphQLError:
     return GraphQLError(
         message,
@@ -185,5 +199,5 @@ def build_schema(
             lambda: RequestPipeline(cache=cache, max_tokens=s.graphql_max_tokens, rules=rules, observers=observers)
         ],
     )
-    install_direct_resolvers(schema, DIRECT_RESOLVERS)
+    install_direct_resolvers(schema, (*DIRECT_ROOT_FIELDS, *DIRECT_RESOLVERS))
     return schema
