@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
 # What botocore's "standard" retry mode retries (once, with max_attempts=2) for a HEAD or a GET.
 _RETRY_STATUSES = {429, 500, 502, 503, 504}
-# A presigned URL for the server's own HEAD or ranged GET, sent at once.
-_DIRECT_EXPIRES_IN = 60
+# A presigned URL for the server's own HEAD or ranged GET, sent at once and never shown to anyone: its
+# lifetime only has to cover a clock difference with storage, as the 15 minutes S3 allows header auth.
+_DIRECT_EXPIRES_IN = 900
 
 
 @dataclass(frozen=True)
