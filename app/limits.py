@@ -1,4 +1,5 @@
-"""Per-caller presign limits: a rate (token bucket) and a cap on pending uploads (one COUNT).
+"""Per-caller presign limits: a rate (token bucket) and a cap on pending uploads (a condition of the
+INSERT that issues the upload).
 
 The token buckets live in this process's memory: with N server processes a caller may presign up to
 N times the rate. That is deliberate (no shared store to run or to fail); the pending-upload cap is
@@ -11,9 +12,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from app.errors import TooManyRequests
-from app.models import Upload
+from app.issued import insert_issued
 
 # Buckets of callers idle long enough are full again and can be forgotten; this bounds memory.
 MAX_TRACKED_CALLERS = 10_000
@@ -50,7 +52,8 @@ class PresignQuota:
         self.max_pending = max_pending
         self.clock = clock
 
-    async def check(self, owner: str | None, rate_key: str) -> None:
+    def take(self, rate_key: str) -> None:
+        """One presign of the caller's rate, or TooManyRequests."""
         wait = self.bucket.take(rate_key)
         if wait > 0:
             raise TooManyRequests(
@@ -58,10 +61,14 @@ class PresignQuota:
                 f"retry in {max(1, round(wait))} s",
                 retry_after=max(1, round(wait)),
             )
-        # Uses the owner index; anonymous callers (no owner) share one pool.
-        pending = await Upload.filter(owner=owner, status="issued", expires_at__gt=self.clock()).count()
-        if pending >= self.max_pending:
+
+    async def issue(self, values: dict[str, Any]) -> None:
+        """Write the issued upload's row unless its owner already has `max_pending` issued, unexpired
+        uploads (anonymous callers, with no owner, share one pool). The cap is a condition of the
+        INSERT (app/issued.py): served by the (owner, status, expires_at) index and stopped at the
+        cap, so it reads at most the cap's worth of index entries whatever else is pending."""
+        if await insert_issued(values, cap=self.max_pending, now=self.clock()) is None:
             raise TooManyRequests(
-                f"{pending} uploads are presigned but not yet saved; save or let them expire before "
-                f"presigning more (limit {self.max_pending})"
+                f"{self.max_pending} uploads are presigned but not yet saved; save them or let them expire "
+                "before presigning more"
             )

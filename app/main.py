@@ -28,7 +28,7 @@ from app.graphiql import graphiql_html
 from app.graphql.context import Context
 from app.graphql.schema import build_schema, convert_error
 from app.keys import StorageUrls
-from app.metrics import MetricsExtension, ObserveMiddleware, metrics_endpoint
+from app.metrics import ObserveMiddleware, count_mutations, metrics_endpoint
 from app.queue import Queue
 from app.records import Records
 from app.rest import RestApi
@@ -73,7 +73,7 @@ class Services:
 class GraphQLApp(GraphQL[Context, None]):
     def __init__(self, services: Services, **kwargs: Any) -> None:
         kwargs.setdefault("graphql_ide", "graphiql" if services.settings.graphiql else None)
-        super().__init__(build_schema(settings=services.settings, extra_extensions=(MetricsExtension,)), **kwargs)
+        super().__init__(build_schema(settings=services.settings, observers=(count_mutations,)), **kwargs)
         self.services = services
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:  # type: ignore[override]

@@ -1,6 +1,6 @@
 """Prometheus metrics of this process, and the hooks other parts call to record them.
 
-The API records presigns, saves and request latency itself (MetricsExtension, ObserveMiddleware);
+The API records presigns, saves and request latency itself (count_mutations, ObserveMiddleware);
 the version worker calls `observe_version_job` and `observe_queue_lag`.
 """
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from graphql import FieldNode, GraphQLError, get_operation_ast
@@ -16,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
 from app.errors import AppError
@@ -88,25 +87,22 @@ def _outcome(error: GraphQLError) -> str:
     return original.code if isinstance(original, AppError) else "INTERNAL_SERVER_ERROR"
 
 
-class MetricsExtension(SchemaExtension):
-    """Counts presign and save mutations by their outcome, from the executed result."""
-
-    def on_execute(self) -> Iterator[None]:
-        yield
-        ctx = self.execution_context
-        if ctx.operation_type is not OperationType.MUTATION or ctx.result is None:
-            return
-        failed: dict[str, str] = {}
-        for error in ctx.result.errors or []:
-            if error.path:
-                failed.setdefault(str(error.path[0]), _outcome(error))
-        for name in (ctx.result.data or {}).keys() | failed.keys():
-            field = _field_name(ctx, name)
-            outcome = failed.get(name, "ok")
-            if field in PRESIGN_MUTATIONS:
-                PRESIGNS.labels(field, outcome).inc()
-            elif field in SAVE_MUTATIONS:
-                SAVES.labels(field.removeprefix("record_"), outcome).inc()
+def count_mutations(ctx: ExecutionContext) -> None:
+    """Counts presign and save mutations by their outcome, from the executed result (called after
+    execution by app/graphql/pipeline.py)."""
+    if ctx.operation_type is not OperationType.MUTATION or ctx.result is None:
+        return
+    failed: dict[str, str] = {}
+    for error in ctx.result.errors or []:
+        if error.path:
+            failed.setdefault(str(error.path[0]), _outcome(error))
+    for name in (ctx.result.data or {}).keys() | failed.keys():
+        field = _field_name(ctx, name)
+        outcome = failed.get(name, "ok")
+        if field in PRESIGN_MUTATIONS:
+            PRESIGNS.labels(field, outcome).inc()
+        elif field in SAVE_MUTATIONS:
+            SAVES.labels(field.removeprefix("record_"), outcome).inc()
 
 
 def _field_name(ctx: Any, response_key: str) -> str:

@@ -30,7 +30,7 @@ class Upload(Model):
     token = fields.CharField(max_length=32, unique=True)
     table = fields.CharField(max_length=63)
     property_name = fields.CharField(max_length=63)
-    owner = fields.CharField(max_length=255, null=True, db_index=True)
+    owner = fields.CharField(max_length=255, null=True)  # indexed with status and expiry, see Meta
     # issued -> attached -> discarded (object to delete) -> deleted; issued -> expired (swept)
     status = fields.CharField(max_length=16, default="issued", db_index=True)
     method = fields.CharField(max_length=16, default="post")  # post | put | multipart
@@ -64,7 +64,9 @@ class Upload(Model):
 
     class Meta:
         table = "uploads"
-        indexes = (("record_id", "property_name"), ("status", "expires_at"))
+        # (owner, status, expires_at) serves the per-caller pending cap of every presign: without it
+        # SQLite picks (status, expires_at) and scans every caller's pending uploads.
+        indexes = (("record_id", "property_name"), ("status", "expires_at"), ("owner", "status", "expires_at"))
 
 
 class UploadVersion(Model):

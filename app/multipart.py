@@ -93,7 +93,7 @@ class Multipart:
         expires_at = self.uploads.clock().replace(microsecond=0) + timedelta(seconds=MULTIPART_EXPIRES_IN)
         # The row comes first: if storage fails after creating the upload, the sweep still knows
         # the prefix and aborts or deletes whatever is there.
-        upload = await self.uploads._record_issue(
+        row_id = await self.uploads._record_issue(
             caller,
             table,
             prop,
@@ -113,7 +113,7 @@ class Multipart:
             cache_control=limits.cache_control,
             acl=S3_ACL[limits.acl],
         )
-        await Upload.filter(id=upload.id).update(multipart_upload_id=upload_id)
+        await Upload.filter(id=row_id).update(multipart_upload_id=upload_id)
         return MultipartStarted(upload_id, issued.key, part_size, part_count, expires_at)
 
     async def sign_parts(

@@ -28,6 +28,7 @@ from app.errors import (
     UploadTooLarge,
     UploadTooSmall,
 )
+from app.issued import insert_issued
 from app.keys import FILENAME_VAR, StorageUrls, extension_of, key_prefix, new_token, parse_key, sanitize_file_name
 from app.limits import PresignQuota
 from app.models import Upload, UploadVersion
@@ -184,7 +185,7 @@ class Uploads:
         include_content_type: bool = True,
     ) -> PresignedUpload:
         pdef = self.upload_property(table, prop, accepts)
-        await self.quota.check(caller.subject, caller.rate_key)
+        self.quota.take(caller.rate_key)
         options = pdef.upload_options()
         if pdef.type == "image" and client.content_type and not client.content_type.lower().startswith("image/"):
             raise ContentTypeNotAllowed(
@@ -201,7 +202,10 @@ class Uploads:
         expires_at = self.clock().replace(microsecond=0) + timedelta(seconds=expires_in)
         fields, conditions = post_fields_and_conditions(limits, safe_name, include_content_type=include_content_type)
         upload_url, payload = await self.storage.presign_post(key, fields, conditions, expires_in)
-        await self._record_issue(caller, table, prop, token, "post", safe_name and key, limits, expires_at, safe_name)
+        # Signing is local computation: nothing happened yet if the pending cap refuses the row.
+        await self.quota.issue(
+            self._issue_values(caller, table, prop, token, "post", safe_name and key, limits, expires_at, safe_name)
+        )
         return PresignedUpload(
             upload_url=upload_url,
             payload=payload,
@@ -284,6 +288,38 @@ class Uploads:
             headers=issued.headers,
         )
 
+    @staticmethod
+    def _issue_values(
+        caller: Caller,
+        table: str,
+        prop: str,
+        token: str,
+        method: str,
+        key: str | None,
+        limits: UploadLimits,
+        expires_at: datetime,
+        file_name: str | None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        return {
+            "token": token,
+            "table": table,
+            "property_name": prop,
+            "owner": caller.subject,
+            "method": method,
+            "key": key or None,
+            "min_size": limits.min_size,
+            "max_size": limits.max_size,
+            "content_types": list(limits.content_types),
+            "declared_content_type": limits.declared_content_type,
+            "acl": limits.acl,
+            "content_disposition": limits.disposition,
+            "cache_control": limits.cache_control,
+            "file_name": file_name,
+            "expires_at": expires_at,
+            **extra,
+        }
+
     async def _record_issue(
         self,
         caller: Caller,
@@ -296,25 +332,12 @@ class Uploads:
         expires_at: datetime,
         file_name: str | None,
         **extra: Any,
-    ) -> Upload:
-        return await Upload.create(
-            token=token,
-            table=table,
-            property_name=prop,
-            owner=caller.subject,
-            method=method,
-            key=key or None,
-            min_size=limits.min_size,
-            max_size=limits.max_size,
-            content_types=list(limits.content_types),
-            declared_content_type=limits.declared_content_type,
-            acl=limits.acl,
-            content_disposition=limits.disposition,
-            cache_control=limits.cache_control,
-            file_name=file_name,
-            expires_at=expires_at,
-            **extra,
-        )
+    ) -> int:
+        """Write an issued upload without the pending cap (PUT and multipart); returns its id."""
+        values = self._issue_values(caller, table, prop, token, method, key, limits, expires_at, file_name, **extra)
+        upload_id = await insert_issued(values)
+        assert upload_id is not None  # only a capped insert can be refused
+        return upload_id
 
     # -- verify --------------------------------------------------------------------------------
     async def verify(
@@ -443,19 +466,29 @@ class Uploads:
             raise BadUserInput(f"expires_in must be between 1 and {MAX_GET_EXPIRES_IN} seconds, got {expires_in}")
         return expires_in
 
-    async def url_for(
+    def resolve_url(
         self, upload: Upload, key: str, *, content_type: str | None, expires_in: int, readable: bool
-    ) -> str | None:
+    ) -> str | Awaitable[str] | None:
         """Public: the CDN or storage URL. Private: a short-lived signed GET, or None for callers
-        who may not read it. A private file never gets a permanent URL."""
+        who may not read it. A private file never gets a permanent URL.
+
+        The URL itself whenever it can be computed without I/O (always with the fast signer), so a
+        resolver of a page of 100 files needs no task per URL; otherwise an awaitable of it."""
         if upload.acl == "public":
             return self.urls.public_object_url(key)
         if not readable:
             return None
         disposition = disposition_header(upload.content_disposition, upload.file_name)
-        return await self.storage.presign_get(
-            key, expires_in, content_disposition=disposition, content_type=content_type
-        )
+        url = self.storage.presign_get_now(key, expires_in, content_disposition=disposition, content_type=content_type)
+        if url is not None:
+            return url
+        return self.storage.presign_get(key, expires_in, content_disposition=disposition, content_type=content_type)
+
+    async def url_for(
+        self, upload: Upload, key: str, *, content_type: str | None, expires_in: int, readable: bool
+    ) -> str | None:
+        url = self.resolve_url(upload, key, content_type=content_type, expires_in=expires_in, readable=readable)
+        return url if url is None or isinstance(url, str) else await url
 
     @staticmethod
     def extension(upload: Upload) -> str | None:

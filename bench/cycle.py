@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -23,7 +22,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import app_env, database, free_port, make_bucket, moto_server, uvicorn
+from bench.harness import app_env, cpu_seconds, database, free_port, make_bucket, moto_server, uvicorn
 
 TABLE = """name: files
 properties:
@@ -39,7 +38,6 @@ PRESIGN = """mutation { property_upload_presigned_url(table: "files", property_n
 CREATE = """mutation($url: String) { record_create(record: {table: "files",
   properties: [{name: "blob", value: $url}]}) { id } }"""
 QUERY = """query($id: ID!) { record(id: $id) { id blob: property_upload(name: "blob") { url size } } }"""
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 class Relay:
@@ -100,11 +98,6 @@ class Generated:
 
     def tell(self) -> int:
         return self.pos
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
 
 
 async def gql(http: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:

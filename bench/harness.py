@@ -25,7 +25,15 @@ sys.path.insert(0, str(ROOT))
 
 from app import db  # noqa: E402
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc: unlike throughput, it does
+    not drop when other processes on a shared machine take the cores."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
 
 
 def free_port() -> int:

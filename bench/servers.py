@@ -2,9 +2,9 @@
 environment like the real server (DATABASE_URL, S3_*).
 
 - `api`: the real application (create_app), presigns through GraphQL.
-- `bare`: a plain Starlette endpoint doing the same work below the transport: the same
-  `Uploads.presign_post` use case, hence the same storage presign call and the same DB insert.
-  The ratio between the two is what GraphQL and our middleware cost.
+- `bare`: a plain Starlette endpoint doing the same work below the transport: the same bearer-token
+  check and the same `Uploads.presign_post` use case, hence the same limits, storage presign call
+  and DB insert. The ratio between the two is what GraphQL and our middleware cost.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from app.main import Services, create_app
 from app.policy import ClientOptions
 from app.settings import Settings
 from app.tables import load_tables
-from app.uploads import ANONYMOUS
 
 
 def api() -> Starlette:
@@ -45,7 +44,7 @@ def bare() -> Starlette:
     async def presign(request: Request) -> Response:
         body = json.loads(await request.body())
         result = await services.uploads.presign_post(
-            ANONYMOUS,
+            services.auth.authenticate(request),
             body["table"],
             body["property_name"],
             ("image", "upload"),

@@ -248,3 +248,71 @@ async def test_authenticate_for_other_transports(authed: Harness) -> None:
         authenticate(request(), write=True)
     with pytest.raises(Unauthenticated):
         authenticate(request(Authorization="Bearer " + token(exp=1)))
+
+
+class Clock:
+    """Moves the time that both app.auth and PyJWT read."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import datetime as dt
+
+        import jwt.api_jwt
+
+        self.now = time.time()
+        clock = self
+
+        class Frozen(dt.datetime):
+            @classmethod
+            def now(cls, tz: Any = None) -> Any:
+                return dt.datetime.fromtimestamp(clock.now, tz)
+
+        monkeypatch.setattr(jwt.api_jwt, "datetime", Frozen)
+        monkeypatch.setattr("app.auth.time.time", lambda: clock.now)
+
+
+def test_verified_tokens_are_remembered_within_their_time_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app import auth
+    from app.auth import Authenticator
+    from app.errors import Unauthenticated
+
+    clock = Clock(monkeypatch)
+    authenticator = Authenticator(Settings.from_env({"AUTH_JWT_SECRET": SECRET}))
+    decodes: list[str] = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(auth.jwt, "decode", lambda token, *a, **k: decodes.append(token) or real_decode(token, *a, **k))
+
+    short = token("alice", exp=int(clock.now) + 100)
+    assert [authenticator.verify(short) for _ in range(3)] == ["alice"] * 3
+    assert len(decodes) == 1  # verified once, then remembered
+    clock.now += 100 + auth.LEEWAY_SECONDS - 1
+    assert authenticator.verify(short) == "alice" and len(decodes) == 1  # still inside the leeway
+    clock.now += 2
+    with pytest.raises(Unauthenticated, match="expired"):
+        authenticator.verify(short)  # verified again, refused as before
+    with pytest.raises(Unauthenticated, match="expired"):
+        authenticator.verify(short)
+
+    # Not valid yet: refused, not remembered; once valid, remembered only for its window.
+    start = int(clock.now) + 100
+    later = token("bob", nbf=start, exp=start + 1000)
+    with pytest.raises(Unauthenticated, match="not yet valid"):
+        authenticator.verify(later)
+    clock.now = start
+    assert authenticator.verify(later) == "bob"
+    clock.now = start - auth.LEEWAY_SECONDS - 1  # the clock went back
+    with pytest.raises(Unauthenticated, match="not yet valid"):
+        authenticator.verify(later)
+
+    # A forged token with a remembered token's claims is not the remembered token.
+    forged = token("alice", key="another-secret-" + "x" * 60, exp=int(clock.now) + 100)
+    with pytest.raises(Unauthenticated, match="not valid"):
+        authenticator.verify(forged)
+
+    # Bounded: the least recently used go first.
+    monkeypatch.setattr(auth, "REMEMBERED_TOKENS", 2)
+    tokens = [token(f"u{i}", exp=int(clock.now) + 100) for i in range(3)]
+    for t in tokens:
+        authenticator.verify(t)
+    decodes.clear()
+    assert authenticator.verify(tokens[0]) == "u0" and len(decodes) == 1
+    assert authenticator.verify(tokens[2]) == "u2" and len(decodes) == 1

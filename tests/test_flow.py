@@ -79,6 +79,8 @@ async def test_image_round_trip(h: Harness) -> None:
     assert upload["versions"] == {}
 
     fetched = (await h.ok(RECORD, {"id": created["id"], "prop": "image"}))["record"]
+    # record_create answers with what it wrote, without reading it back: the same as a later read.
+    assert fetched == created
     assert fetched["upload"]["url"] == upload["url"]
     assert created["properties"]["image"] == upload["url"]
     got = await download(upload["url"])

@@ -36,6 +36,29 @@ async def test_default_depth_fits_the_real_queries(h: Harness) -> None:
     assert data["records"]["total_entries"] == 0
 
 
+async def test_a_repeated_document_is_validated_once(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The depth and alias rules are part of the validation cache's key: built per request they would
+    make every request miss the cache and pay graphql-core's full validation again."""
+    import strawberry.schema.schema as strawberry_schema
+
+    calls: list[int] = []
+    real = strawberry_schema.validate
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(strawberry_schema, "validate", counting)
+    query = "query RepeatedDocument { tables { name properties { name } } }"
+    for _ in range(3):
+        assert (await h.ok(query))["tables"]
+    assert len(calls) <= 1
+    # The cached verdict still refuses: a document over the alias limit stays refused when repeated.
+    flood = "{ " + " ".join(f"a{i}: tables {{ name }}" for i in range(31)) + " }"
+    for _ in range(2):
+        assert code_of(await h.gql(flood)) == "GRAPHQL_VALIDATION_FAILED"
+
+
 async def test_alias_flood_is_refused(h: Harness) -> None:
     flood = "{ " + " ".join(f"a{i}: tables {{ name }}" for i in range(31)) + " }"
     body = await h.gql(flood)
@@ -174,3 +197,55 @@ async def _past() -> Any:
     from datetime import UTC, datetime, timedelta
 
     return datetime.now(UTC) - timedelta(seconds=1)
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's planner, which has no statistics to go by")
+async def test_pending_cap_reads_the_callers_index_not_every_pending_upload(harness_factory: Any) -> None:
+    """The cap's query runs at every presign: it must be an index search on this caller's pending
+    uploads, stopped at the cap, whatever the number of other callers' pending uploads."""
+    import logging
+
+    from tortoise import connections
+
+    sent: list[tuple[str, list[Any]]] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.msg == "%s: %s" and isinstance(record.args, tuple):
+                sent.append((str(record.args[0]), list(record.args[1])))
+
+    h: Harness = await harness_factory(MAX_PENDING_UPLOADS=5)
+    logger = logging.getLogger("tortoise.db_client")
+    capture, level = Capture(), logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(capture)
+    try:
+        await h.ok(IMAGE_PRESIGN, PRESIGN_VARS)
+    finally:
+        logger.removeHandler(capture)
+        logger.setLevel(level)
+    # One statement writes the row and checks the cap; no other query touches the uploads table.
+    (statement, values) = next((q, v) for q, v in sent if q.startswith('INSERT INTO "uploads"'))
+    assert [q for q, _ in sent if '"uploads"' in q] == [statement]
+    assert "LIMIT" in statement
+    _, plan = await connections.get("default").execute_query(f"EXPLAIN QUERY PLAN {statement}", values)
+    detail = " ".join(str(row["detail"]) for row in plan)
+    assert "INDEX idx_uploads_owner_" in detail and "(owner=? AND status=? AND expires_at>?)" in detail, detail
+
+
+def test_document_cache_is_bounded() -> None:
+    """Repeated documents are remembered; the least recently used go first, and huge documents are
+    never kept (a flood of unique megabyte documents must not fill memory)."""
+    from graphql import parse
+
+    from app.graphql.pipeline import MAX_CACHED_DOCUMENT, DocumentCache, _Entry
+
+    cache = DocumentCache(maxsize=3)
+    for name in ("a", "b", "c"):
+        cache.put(f"{{ {name} }}", _Entry(parse(f"{{ {name} }}")))
+    assert cache.get("{ a }") is not None  # now the most recently used
+    cache.put("{ d }", _Entry(parse("{ d }")))
+    assert cache.get("{ b }") is None and cache.get("{ a }") is not None and cache.get("{ d }") is not None
+    huge = "{ a " + " " * MAX_CACHED_DOCUMENT + "}"
+    cache.put(huge, _Entry(parse(huge)))
+    assert cache.get(huge) is None

@@ -96,6 +96,7 @@ def botocore_url(
     disposition: str | None = None,
     content_type: str | None = None,
     _clients: dict[Setup, Any] = {},  # noqa: B006 - deliberate per-process client cache
+    operation: str = "get_object",
 ) -> str:
     client = _clients.get(setup)
     if client is None:
@@ -116,7 +117,7 @@ def botocore_url(
         params["ResponseContentType"] = content_type
     naive_utc = now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
     with mock.patch.object(botocore.auth, "get_current_datetime", return_value=naive_utc):
-        url: str = client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
+        url: str = client.generate_presigned_url(operation, Params=params, ExpiresIn=expires_in)
     return url
 
 
@@ -209,6 +210,21 @@ def test_random_inputs_are_byte_identical_to_botocore(boto_session: boto3.sessio
     assert compared >= 2000
 
 
+def test_random_head_urls_are_byte_identical_to_botocore(boto_session: boto3.session.Session) -> None:
+    """presign_head is what Storage.head sends (HEAD of an uploaded object, without botocore)."""
+    rng = random.Random(SEED + 1)
+    compared = 0
+    for setup in all_setups(rng):
+        for bucket in rng.sample(BUCKETS, 3):
+            signer = signer_for(setup, bucket)
+            for _ in range(2):
+                key, expires_in, now = random_key(rng), random_expiry(rng), random_now(rng)
+                expected = botocore_url(boto_session, setup, bucket, key, expires_in, now, operation="head_object")
+                assert signer.presign_head(key, expires_in, now=now) == expected, (setup, bucket, key, expires_in)
+                compared += 1
+    assert compared >= 400
+
+
 def test_aws_documentation_example() -> None:
     # Independent of botocore: the worked example of AWS's "Authenticating Requests: Using Query
     # Parameters" page (us-east-1, virtual-hosted, 24 h).
@@ -282,6 +298,27 @@ def test_clock_path_rolls_over_at_midnight_utc(boto_session: boto3.session.Sessi
             got = signer.presign_get("photo.jpg", 900)
         assert got == botocore_url(boto_session, setup, "my-bucket", "photo.jpg", 900, instant)
         assert signer._tick.amz_date == instant.strftime("%Y%m%dT%H%M%SZ")
+
+
+def test_clock_path_remembers_one_seconds_urls_within_a_bound(boto_session: boto3.session.Session) -> None:
+    """Within one second the same inputs give the same URL, so it is remembered; other inputs are
+    still signed on their own, and the memory of a second is bounded."""
+    setup = Setup("us-east-1", "http://localhost:9000", "auto", "AKIDEXAMPLE", "secret", None)
+    signer = signer_for(setup, "my-bucket")
+    instant = datetime(2024, 5, 1, 12, 0, 0, 250000)
+    cases = [("a.pdf", 900, None, None), ("a.pdf", 901, None, None), ("a.pdf", 900, "attachment", None)]
+    cases += [("a.pdf", 900, None, "application/pdf"), ("b.pdf", 900, None, None)]
+    with mock.patch.object(sigv4, "_now", return_value=instant.replace(tzinfo=UTC).timestamp()):
+        for _ in range(2):
+            for key, expires, disposition, ctype in cases:
+                got = signer.presign_get(
+                    key, expires, response_content_disposition=disposition, response_content_type=ctype
+                )
+                assert got == botocore_url(boto_session, setup, "my-bucket", key, expires, instant, disposition, ctype)
+        assert len(signer._tick.urls) == len(cases)
+        for i in range(sigv4._TICK_URLS + 10):
+            signer.presign_get(f"k{i}", 60)
+        assert len(signer._tick.urls) == sigv4._TICK_URLS
 
 
 def test_default_clock_is_now() -> None:

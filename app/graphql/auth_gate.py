@@ -8,25 +8,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from graphql import ExecutionResult, GraphQLError
-from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
 from app.errors import Unauthenticated
 
 
-class AuthGate(SchemaExtension):
-    def on_execute(self) -> Iterator[None]:
-        ctx = self.execution_context.context
-        error = getattr(ctx, "auth_error", None)
-        if error is None and getattr(ctx, "auth_required", False) and ctx.caller.subject is None:
-            if self.execution_context.operation_type == OperationType.MUTATION:
-                error = Unauthenticated("this operation needs a token: send 'Authorization: Bearer <jwt>'")
-        if error is not None:
-            # A result set before execution makes Strawberry skip the resolvers entirely.
-            self.execution_context.result = ExecutionResult(
-                data=None, errors=[GraphQLError(error.message, original_error=error)]
-            )
-        yield
+def refuse_unauthorised(execution_context: ExecutionContext) -> None:
+    """Called before execution (app/graphql/pipeline.py): fail the request if the caller may not run it."""
+    ctx = execution_context.context
+    error = getattr(ctx, "auth_error", None)
+    if error is None and getattr(ctx, "auth_required", False) and ctx.caller.subject is None:
+        if execution_context.operation_type == OperationType.MUTATION:
+            error = Unauthenticated("this operation needs a token: send 'Authorization: Bearer <jwt>'")
+    if error is not None:
+        # A result set before execution makes Strawberry skip the resolvers entirely.
+        refusal = GraphQLError(error.message, original_error=error)
+        execution_context.result = ExecutionResult(data=None, errors=[refusal])

@@ -20,7 +20,7 @@ class Context:
     uploads: Uploads
     records: Records
     caller: Caller
-    auth_error: AppError | None = None  # a bad token: AuthGate fails the request with it
+    auth_error: AppError | None = None  # a bad token: the auth gate fails the request with it
     auth_required: bool = False  # auth is configured: mutations need a token
 
 

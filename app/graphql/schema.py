@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (
-    DisableIntrospection,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    SchemaExtension,
-    ValidationCache,
-)
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 
 from app import db
 from app.errors import AppError, DatabaseUnavailable
-from app.graphql.auth_gate import AuthGate
 from app.graphql.context import Info
+from app.graphql.direct import install_direct_resolvers
 from app.graphql.inputs import (
     AttachmentPresignUrlInput,
     ImagePresignUrlInput,
@@ -33,8 +25,9 @@ from app.graphql.inputs import (
     RecordUpdateInput,
 )
 from app.graphql.multipart import MultipartMutation
+from app.graphql.pipeline import DocumentCache, RequestPipeline, limit_rules
 from app.graphql.scalars import SCALARS
-from app.graphql.types import PresignedUploadUrl, Record, RecordCollection, Table
+from app.graphql.types import DIRECT_RESOLVERS, PresignedUploadUrl, Record, RecordCollection, Table
 from app.settings import Settings
 
 log = logging.getLogger("app.graphql")
@@ -130,6 +123,20 @@ class Mutation(MultipartMutation):
         return Record.from_view(await ctx.records.delete(ctx.caller, id))
 
 
+# Root fields whose resolvers use nothing of `info` but `info.context` (app/graphql/direct.py).
+DIRECT_ROOT_FIELDS = (
+    ("Query", "tables"),
+    ("Query", "records"),
+    ("Query", "record"),
+    ("Mutation", "attachment_presign_url"),
+    ("Mutation", "image_presign_url"),
+    ("Mutation", "property_upload_presigned_url"),
+    ("Mutation", "record_create"),
+    ("Mutation", "record_update"),
+    ("Mutation", "record_delete"),
+)
+
+
 def _with_code(error: GraphQLError, message: str, code: str, original: Exception | None) -> GraphQLError:
     return GraphQLError(
         message,
@@ -174,24 +181,23 @@ class AppSchema(strawberry.Schema):
 
 
 def build_schema(
-    *, extra_extensions: tuple[type[SchemaExtension], ...] = (), settings: Settings | None = None
+    *, observers: Sequence[Callable[[ExecutionContext], None]] = (), settings: Settings | None = None
 ) -> AppSchema:
+    """The schema with its request pipeline (app/graphql/pipeline.py): the limits run at parse and
+    validation time, before any resolver, so an abusive document costs almost nothing, and the
+    verdict on a repeated document is remembered. `observers` see every executed operation."""
     s = settings or Settings()
-    # Limits run at parse and validation time, before any resolver, so an abusive document costs
-    # almost nothing; the caches then remember the verdict for repeated documents.
-    limits: list[Any] = [
-        lambda: MaxTokensLimiter(max_token_count=s.graphql_max_tokens),
-        lambda: ParserCache(maxsize=512),
-        lambda: QueryDepthLimiter(max_depth=s.graphql_max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=s.graphql_max_aliases),
-        lambda: ValidationCache(maxsize=512),
-        AuthGate,
-    ]
-    if not s.graphql_introspection:
-        limits.insert(0, DisableIntrospection)
-    return AppSchema(
+    cache = DocumentCache(maxsize=512)
+    rules = limit_rules(
+        max_depth=s.graphql_max_depth, max_aliases=s.graphql_max_aliases, introspection=s.graphql_introspection
+    )
+    schema = AppSchema(
         query=Query,
         mutation=Mutation,
         config=StrawberryConfig(auto_camel_case=False, scalar_map=SCALARS),
-        extensions=[*limits, *extra_extensions],
+        extensions=[
+            lambda: RequestPipeline(cache=cache, max_tokens=s.graphql_max_tokens, rules=rules, observers=observers)
+        ],
     )
+    install_direct_resolvers(schema, (*DIRECT_ROOT_FIELDS, *DIRECT_RESOLVERS))
+    return schema

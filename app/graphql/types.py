@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+from collections.abc import Awaitable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 
@@ -14,7 +16,7 @@ from app.graphql.scalars import BigInt, HashObject
 from app.models import UploadVersion
 from app.records import RecordPage, RecordView
 from app.tables import PropertyDef, TableDef
-from app.uploads import PresignedUpload, Uploads, UploadView
+from app.uploads import DEFAULT_GET_EXPIRES_IN, PresignedUpload, Uploads, UploadView
 
 
 @strawberry.type(description="Everything a browser needs to send one file straight to storage.")
@@ -79,6 +81,49 @@ class UploadVersionDetail:
     error: str | None
 
 
+# The URL resolvers below are plain functions: with the fast signer (app/sigv4.py) a URL is local
+# computation, and an async resolver costs graphql-core a coroutine and a task per list item (about
+# 300 per page of 100 records). When only botocore can sign (no static keys, ...), a URL is an
+# awaitable instead; graphql-core awaits whatever awaitable a resolver returns, and `_settled` turns
+# containers that hold some into one awaitable.
+
+
+def _settled(values: dict[str, Any], build: Any, names: Iterable[str] | None = None) -> Any:
+    """`build(values)`, once every awaitable among the values (of `names`, default all) is replaced
+    by its result."""
+    pending = [
+        name
+        for name in (values if names is None else names)
+        if not (values[name] is None or isinstance(values[name], str)) and inspect.isawaitable(values[name])
+    ]
+    if not pending:
+        return build(values)
+
+    async def settle() -> Any:
+        for name in pending:
+            values[name] = await values[name]
+        return build(values)
+
+    return settle()
+
+
+def _as_field(value: str | Awaitable[str] | None) -> str | None:
+    """A resolver's result as graphql-core takes it: the value, or an awaitable it will await."""
+    return cast("str | None", value)
+
+
+# Fields resolved once per record or file of a page, whose resolvers use nothing of `info` but
+# `info.context`: graphql-core calls them without Strawberry's per-call wrapping (app/graphql/direct.py).
+DIRECT_RESOLVERS = (
+    ("Record", "properties"),
+    ("Record", "property"),
+    ("Record", "property_upload"),
+    ("PropertyUpload", "url"),
+    ("PropertyUpload", "versions"),
+    ("PropertyUpload", "version_details"),
+)
+
+
 def _readable(info: Info, view: RecordView) -> bool:
     owner = view.record.owner
     return owner is None or owner == info.context.caller.subject
@@ -96,8 +141,8 @@ class PropertyUpload:
     width: int | None
     height: int | None
 
-    async def _url(self, info: Info, key: str, content_type: str | None) -> str | None:
-        return await info.context.uploads.url_for(
+    def _url(self, info: Info, key: str, content_type: str | None) -> str | Awaitable[str] | None:
+        return info.context.uploads.resolve_url(
             self._view.upload, key, content_type=content_type, expires_in=self._expires_in, readable=self._readable
         )
 
@@ -109,33 +154,40 @@ class PropertyUpload:
         raise BadUserInput(f"no version named {name[:60]!r}; this file has: {known}")
 
     @strawberry.field(description="The original's URL, or the named version's (null until that version is ready).")
-    async def url(self, info: Info, version: str | None = None) -> str | None:
+    def url(self, info: Info, version: str | None = None) -> str | None:
         upload = self._view.upload
         if version is None:
-            return await self._url(info, upload.key or "", upload.content_type)
+            return _as_field(self._url(info, upload.key or "", upload.content_type))
         v = self._version(version)
-        return await self._url(info, v.key, None) if v.status == "ready" else None
+        return _as_field(self._url(info, v.key, None)) if v.status == "ready" else None
 
     @strawberry.field(description="{name: url} of the versions that are ready.")
-    async def versions(self, info: Info, names: list[str] | None = None) -> HashObject:
+    def versions(self, info: Info, names: list[str] | None = None) -> HashObject:
         wanted = [self._version(n) for n in names] if names is not None else self._view.versions
-        return HashObject({v.name: await self._url(info, v.key, None) for v in wanted if v.status == "ready"})
+        urls = {v.name: self._url(info, v.key, None) for v in wanted if v.status == "ready"}
+        return cast(HashObject, _settled(urls, HashObject))
 
     @strawberry.field
-    async def version_details(self, info: Info) -> list[UploadVersionDetail]:
-        return [
-            UploadVersionDetail(
-                name=v.name,
-                status=v.status if v.status in ("ready", "failed") else "pending",
-                url=await self._url(info, v.key, None) if v.status == "ready" else None,
-                width=v.width,
-                height=v.height,
-                size=BigInt(v.size) if v.size is not None else None,
-                format=v.format,
-                error=v.error,
-            )
-            for v in self._view.versions
-        ]
+    def version_details(self, info: Info) -> list[UploadVersionDetail]:
+        versions = self._view.versions
+        urls = {str(i): self._url(info, v.key, None) if v.status == "ready" else None for i, v in enumerate(versions)}
+
+        def build(resolved: dict[str, Any]) -> list[UploadVersionDetail]:
+            return [
+                UploadVersionDetail(
+                    name=v.name,
+                    status=v.status if v.status in ("ready", "failed") else "pending",
+                    url=resolved[str(i)],
+                    width=v.width,
+                    height=v.height,
+                    size=BigInt(v.size) if v.size is not None else None,
+                    format=v.format,
+                    error=v.error,
+                )
+                for i, v in enumerate(versions)
+            ]
+
+        return cast("list[UploadVersionDetail]", _settled(urls, build))
 
     @classmethod
     def from_view(cls, view: UploadView, readable: bool, expires_in: int) -> PropertyUpload:
@@ -178,12 +230,12 @@ class Record:
             raise PropertyNotFound(f"table {self.table!r} has no property {name[:100]!r}")
         return pdef
 
-    async def _upload_url(self, info: Info, name: str, expires_in: int) -> str | None:
+    def _upload_url(self, info: Info, name: str, expires_in: int) -> str | Awaitable[str] | None:
         view = self._view.uploads.get(name)
         if view is None:
             return None
         upload = view.upload
-        return await info.context.uploads.url_for(
+        return info.context.uploads.resolve_url(
             upload,
             upload.key or "",
             content_type=upload.content_type,
@@ -192,21 +244,21 @@ class Record:
         )
 
     @strawberry.field(description="All property values; upload properties as their URL (signed if private).")
-    async def properties(self, info: Info) -> HashObject:
+    def properties(self, info: Info) -> HashObject:
         values: dict[str, Any] = dict(self._view.record.properties)
         for name in self._view.uploads:
-            values[name] = await self._upload_url(info, name, info.context.uploads.check_expires_in(None))
-        return HashObject(values)
+            values[name] = self._upload_url(info, name, DEFAULT_GET_EXPIRES_IN)
+        return cast(HashObject, _settled(values, HashObject, self._view.uploads))
 
     @strawberry.field(description="One property as a string; an upload property gives its URL.")
-    async def property(self, info: Info, name: str) -> str | None:
+    def property(self, info: Info, name: str) -> str | None:
         pdef = self._pdef(info, name)
         if pdef.is_upload:
-            return await self._upload_url(info, name, info.context.uploads.check_expires_in(None))
+            return _as_field(self._upload_url(info, name, DEFAULT_GET_EXPIRES_IN))
         return _as_string(self._view.record.properties.get(name))
 
     @strawberry.field(description="The file in an upload property; private URLs are signed for expires_in seconds.")
-    async def property_upload(self, info: Info, name: str, expires_in: int | None = None) -> PropertyUpload | None:
+    def property_upload(self, info: Info, name: str, expires_in: int | None = None) -> PropertyUpload | None:
         pdef = self._pdef(info, name)
         if not pdef.is_upload:
             raise PropertyTypeMismatch(f"property {self.table}.{name} is a {pdef.type}, not an upload")

@@ -1,0 +1,138 @@
+"""Storage.head and Storage.read_range send presigned requests over aiohttp when the fast signer covers
+the configuration, instead of botocore's request pipeline. They must answer exactly as the botocore
+path does: the same ObjectHead, None for a missing object, STORAGE_UNAVAILABLE for refusals and
+outages, after the one retry botocore's standard mode makes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from app.errors import StorageUnavailable
+from app.keys import StorageUrls
+from app.settings import Settings
+from app.storage import Storage
+from tests.conftest import MotoServer, free_port
+
+KEYS = ["docs/a.pdf", "docs/with space/é+%~!'()*.txt", "docs/tiny", "docs/empty", "docs/plain"]
+
+
+def settings_for(endpoint: str, bucket: str, *, direct: bool) -> Settings:
+    env = {
+        "S3_BUCKET": bucket,
+        "S3_ENDPOINT_URL": endpoint,
+        "S3_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    if not direct:
+        # A configuration the fast signer leaves to botocore: every call takes the botocore path.
+        env["S3_ADDRESSING_STYLE"] = "virtual"
+    return Settings.from_env(env)
+
+
+@asynccontextmanager
+async def storage(endpoint: str, bucket: str, *, direct: bool) -> AsyncIterator[Storage]:
+    settings = settings_for(endpoint, bucket, direct=direct)
+    s = Storage(settings, StorageUrls(bucket=bucket, region="us-east-1", endpoint_url=endpoint))
+    await s.start()
+    try:
+        assert (s._http is not None) is direct
+        yield s
+    finally:
+        await s.close()
+
+
+async def test_direct_answers_equal_botocores(moto: MotoServer) -> None:
+    bucket = "direct-heads"
+    async with storage(moto.url, bucket, direct=True) as fast, storage(moto.url, bucket, direct=False) as boto:
+        await fast.ensure_bucket(())
+        s3 = boto.client
+        await s3.put_object(Bucket=bucket, Key=KEYS[0], Body=b"%PDF-1.4 " + b"x" * 100, ContentType="application/pdf",
+                            ContentDisposition='attachment; filename="a.pdf"')  # fmt: skip
+        await s3.put_object(Bucket=bucket, Key=KEYS[1], Body=b"hello", ContentType="text/plain; charset=utf-8")
+        await s3.put_object(Bucket=bucket, Key=KEYS[2], Body=b"\x89PNG", ContentType="image/png")
+        await s3.put_object(Bucket=bucket, Key=KEYS[3], Body=b"", ContentType="application/octet-stream")
+        await s3.put_object(Bucket=bucket, Key=KEYS[4], Body=b"no type given")
+        for key in KEYS:
+            got, expected = await fast.head(key), await boto.head(key)
+            assert got == expected and got is not None, key
+            assert got.last_modified.tzinfo is not None
+            if got.size:
+                assert await fast.read_range(key, 16) == await boto.read_range(key, 16), key
+            else:  # a range of an empty object is refused (416); saves never ask for one
+                for s in (fast, boto):
+                    with pytest.raises(StorageUnavailable):
+                        await s.read_range(key, 16)
+        assert await fast.head("docs/missing") is None
+        assert await boto.head("docs/missing") is None
+        # A GET of a missing object is an outage to the caller, on both paths.
+        for s in (fast, boto):
+            with pytest.raises(StorageUnavailable):
+                await s.read_range("docs/missing", 16)
+
+
+class FakeStorage:
+    """Answers every request with one status and counts the requests."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.requests = 0
+        self.port = free_port()
+
+    async def __aenter__(self) -> FakeStorage:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while request := await reader.readuntil(b"\r\n\r\n"):
+                self.requests += 1
+                body = b"<Error><Code>Refused</Code></Error>"
+                writer.write(
+                    f"HTTP/1.1 {self.status} X\r\nContent-Type: application/xml\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + (b"" if request.startswith(b"HEAD ") else body)
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.mark.parametrize(("status", "attempts"), [(403, 1), (400, 1), (503, 2), (500, 2), (429, 2)])
+async def test_refusals_and_server_errors_are_storage_unavailable(status: int, attempts: int) -> None:
+    """Both paths fail with STORAGE_UNAVAILABLE; the direct one retries server errors and throttling
+    once, as botocore's standard mode does. (botocore also re-sends a HEAD answered 400, looking for
+    the bucket's region: the direct path needs the configured region to be right in the first place,
+    as every presigned URL handed to browsers does.)"""
+    async with FakeStorage(status) as server:
+        endpoint = f"http://127.0.0.1:{server.port}"
+        for direct in (True, False):
+            async with storage(endpoint, "bucket", direct=direct) as s:
+                for call in (lambda: s.head("k"), lambda: s.read_range("k", 16)):
+                    server.requests = 0
+                    with pytest.raises(StorageUnavailable):
+                        await call()
+                    if direct:
+                        assert server.requests == attempts, status
+                    else:
+                        assert server.requests >= 1
+
+
+async def test_unreachable_storage_is_storage_unavailable() -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    async with storage(endpoint, "bucket", direct=True) as s:
+        with pytest.raises(StorageUnavailable):
+            await s.head("k")
+        with pytest.raises(StorageUnavailable):
+            await s.read_range("k", 16)
