@@ -62,13 +62,16 @@ class PresignQuota:
                 retry_after=max(1, round(wait)),
             )
 
-    async def issue(self, values: dict[str, Any]) -> None:
+    async def issue(self, values: dict[str, Any]) -> int:
         """Write the issued upload's row unless its owner already has `max_pending` issued, unexpired
         uploads (anonymous callers, with no owner, share one pool). The cap is a condition of the
         INSERT (app/issued.py): served by the (owner, status, expires_at) index and stopped at the
-        cap, so it reads at most the cap's worth of index entries whatever else is pending."""
-        if await insert_issued(values, cap=self.max_pending, now=self.clock()) is None:
+        cap, so it reads at most the cap's worth of index entries whatever else is pending. Every way
+        of issuing an upload (form POST, PUT, multipart) goes through here; returns the row's id."""
+        upload_id = await insert_issued(values, cap=self.max_pending, now=self.clock())
+        if upload_id is None:
             raise TooManyRequests(
                 f"{self.max_pending} uploads are presigned but not yet saved; save them or let them expire "
                 "before presigning more"
             )
+        return upload_id

@@ -28,7 +28,6 @@ from app.errors import (
     UploadTooLarge,
     UploadTooSmall,
 )
-from app.issued import insert_issued
 from app.keys import FILENAME_VAR, StorageUrls, extension_of, key_prefix, new_token, parse_key, sanitize_file_name
 from app.limits import PresignQuota
 from app.models import Upload, UploadVersion
@@ -260,6 +259,7 @@ class Uploads:
         """A presigned PUT: exact key, type and length (and checksum) are signed, so storage
         refuses any other file; the same limits and verified save as a POST apply."""
         issued = self.prepare_exact(table, prop, accepts, client, put)
+        self.quota.take(caller.rate_key)
         expires_in = self.settings.presign_expires_in
         expires_at = self.clock().replace(microsecond=0) + timedelta(seconds=expires_in)
         upload_url = await self.storage.presign_put(issued.key, issued.headers, expires_in)
@@ -333,11 +333,9 @@ class Uploads:
         file_name: str | None,
         **extra: Any,
     ) -> int:
-        """Write an issued upload without the pending cap (PUT and multipart); returns its id."""
+        """Write an issued PUT or multipart upload, under the caller's pending cap; returns its id."""
         values = self._issue_values(caller, table, prop, token, method, key, limits, expires_at, file_name, **extra)
-        upload_id = await insert_issued(values)
-        assert upload_id is not None  # only a capped insert can be refused
-        return upload_id
+        return await self.quota.issue(values)
 
     # -- verify --------------------------------------------------------------------------------
     async def verify(

@@ -12,6 +12,7 @@ import pytest
 from app.models import Upload
 from tests.conftest import BACKEND, Harness
 from tests.gql import IMAGE_PRESIGN, RECORDS, TABLES
+from tests.large import MIB, MP_CREATE, PUT_PRESIGN, schema_dir
 
 PRESIGN_VARS = {"table": "photos", "prop": "image"}
 
@@ -191,6 +192,38 @@ async def test_pending_upload_cap(harness_factory: Any) -> None:
     # Expired uploads no longer count: the caller can go on once they lapse.
     await Upload.all().update(expires_at=await _past())
     assert (await h.ok(IMAGE_PRESIGN, PRESIGN_VARS))["image_presign_url"]
+
+
+# Every way of issuing an upload counts against the same per-caller limits: a form POST, a PUT and a
+# multipart upload (table `videos` of tests/large.py, which accepts files of 5 MiB and more).
+PUT_FILE = {"file_name": "a.png", "content_type": "image/png", "size": 2048}
+PUT_VARS = {"table": "photos", "prop": "image", "put": PUT_FILE}
+MP_VARS = {"table": "videos", "prop": "clip", "name": "film.mp4", "type": "video/mp4", "size": 6 * MIB}
+ISSUERS = [(IMAGE_PRESIGN, PRESIGN_VARS), (PUT_PRESIGN, PUT_VARS), (MP_CREATE, MP_VARS)]
+
+
+async def test_put_and_multipart_share_the_presign_rate(harness_factory: Any, tmp_path: Any) -> None:
+    h: Harness = await harness_factory(PRESIGN_RATE_PER_MINUTE=3, SCHEMA_DIR=schema_dir(tmp_path))
+    for query, variables in ISSUERS:
+        await h.ok(query, variables)
+    for query, variables in ISSUERS:
+        body = await h.gql(query, variables)
+        assert code_of(body) == "TOO_MANY_REQUESTS", query
+        assert "per minute" in body["errors"][0]["message"]
+    assert await Upload.all().count() == 3
+    assert await h.keys() == []  # a refused multipart create started nothing in storage
+
+
+async def test_put_and_multipart_share_the_pending_cap(harness_factory: Any, tmp_path: Any) -> None:
+    h: Harness = await harness_factory(MAX_PENDING_UPLOADS=3, SCHEMA_DIR=schema_dir(tmp_path))
+    for query, variables in ISSUERS:
+        await h.ok(query, variables)
+    assert set(await Upload.all().values_list("method", flat=True)) == {"post", "put", "multipart"}
+    for query, variables in ISSUERS:
+        body = await h.gql(query, variables)
+        assert code_of(body) == "TOO_MANY_REQUESTS", query
+        assert "presigned but not yet saved" in body["errors"][0]["message"]
+    assert await Upload.all().count() == 3
 
 
 async def _past() -> Any:
