@@ -32,6 +32,7 @@ from app.metrics import ObserveMiddleware, count_mutations, metrics_endpoint
 from app.queue import Queue
 from app.records import Records
 from app.rest import RestApi
+from app.runtime import startup_objects_frozen
 from app.settings import ROOT, Settings
 from app.storage import Storage
 from app.sweep import run_periodically
@@ -115,7 +116,8 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
             )
             task = asyncio.create_task(worker.run()) if worker and settings.run_worker else None
             try:
-                yield
+                with startup_objects_frozen():
+                    yield
             finally:
                 if worker is not None and task is not None:
                     await stop_gracefully(worker, task)

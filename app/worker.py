@@ -38,6 +38,7 @@ from app import db, metrics
 from app.errors import AppError
 from app.logs import configure_logging
 from app.queue import Message, Queue
+from app.runtime import startup_objects_frozen
 from app.settings import Settings, SettingsError
 from app.versions import Versions
 
@@ -289,6 +290,7 @@ async def main(settings: Settings) -> None:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, worker.stop)
             log.info("worker %d listening on %s; sweeping every SWEEP_INTERVAL", os.getpid(), settings.queue_url)
+            stack.enter_context(startup_objects_frozen())
             await task  # the status endpoint answers (503) until the job in hand is done
     finally:
         if sock is not None:
