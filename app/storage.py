@@ -6,6 +6,7 @@ Nothing here knows GraphQL or the database. One long-lived aiobotocore client pe
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from contextlib import AsyncExitStack
@@ -68,6 +69,22 @@ class MultipartRejected(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+# What Storage._parse_probe answers for an empty object (a ranged GET of it is refused with 416).
+_EMPTY = object()
+
+
+def _head_from(headers: Any, size: int) -> ObjectHead:
+    """An ObjectHead from the headers of a HEAD or GET answer (`size`: the whole object's)."""
+    modified = parsedate_to_datetime(headers["Last-Modified"])
+    return ObjectHead(
+        size=size,
+        content_type=headers.get("Content-Type") or "binary/octet-stream",
+        content_disposition=headers.get("Content-Disposition"),
+        etag=headers.get("ETag", "").strip('"'),
+        last_modified=modified if modified.tzinfo else modified.replace(tzinfo=UTC),
+    )
 
 
 def aws_session(settings: Settings) -> aioboto3.Session:
@@ -260,10 +277,32 @@ class Storage:
             return await self._direct("GET", url, "get", {"Range": byte_range}, self._read_body)
         return await self.get(key, byte_range=byte_range)
 
+    async def probe(self, key: str, length: int, *, checksum: bool = False) -> tuple[ObjectHead, bytes] | None:
+        """What a save checks: the object's head (as `head` gives it) and its first `length` bytes
+        (b"" when it is empty); None when there is no such object.
+
+        On the direct path this is one ranged GET, whose answer carries everything a HEAD does (the
+        whole size in Content-Range): one storage round trip per saved file instead of two. An empty
+        object has no first byte to range over (416): then a HEAD tells its headers. A server that
+        ignores the range (200, the whole object) is read no further than `length` bytes."""
+        if self._http is None or self._get_signer is None or checksum:
+            head = await self.head(key, checksum=checksum)
+            if head is None:
+                return None
+            return head, (await self.read_range(key, length) if head.size > 0 else b"")
+        url = self._get_signer.presign_get(key, _DIRECT_EXPIRES_IN)
+        headers = {"Range": f"bytes=0-{max(length - 1, 0)}"}
+        reader = functools.partial(self._parse_probe, length)
+        probed = await self._direct("GET", url, "get", headers, reader, answered=(404, 416))
+        if probed is _EMPTY:
+            head = await self._direct_head(key)
+            return None if head is None else (head, b"")
+        return probed  # type: ignore[no-any-return]
+
     async def _direct_head(self, key: str) -> ObjectHead | None:
         assert self._get_signer is not None
         url = self._get_signer.presign_head(key, _DIRECT_EXPIRES_IN)
-        return await self._direct("HEAD", url, "head", {}, self._parse_head)
+        return await self._direct("HEAD", url, "head", {}, self._parse_head, answered=(404,))
 
     @staticmethod
     async def _read_body(response: aiohttp.ClientResponse) -> bytes:
@@ -271,19 +310,35 @@ class Storage:
 
     @staticmethod
     async def _parse_head(response: aiohttp.ClientResponse) -> ObjectHead | None:
-        h = response.headers
-        modified = parsedate_to_datetime(h["Last-Modified"])
-        return ObjectHead(
-            size=int(h["Content-Length"]),
-            content_type=h.get("Content-Type") or "binary/octet-stream",
-            content_disposition=h.get("Content-Disposition"),
-            etag=h.get("ETag", "").strip('"'),
-            last_modified=modified if modified.tzinfo else modified.replace(tzinfo=UTC),
-        )
+        if response.status == 404:
+            return None
+        return _head_from(response.headers, int(response.headers["Content-Length"]))
 
-    async def _direct(self, method: str, url: str, action: str, headers: dict[str, str], read: Any) -> Any:
-        """Send a presigned request; errors become what the botocore path raises: a HEAD's 404 is
-        None, any other failure StorageUnavailable, after one retry of what botocore retries."""
+    @staticmethod
+    async def _parse_probe(length: int, response: aiohttp.ClientResponse) -> Any:
+        if response.status == 404:
+            return None
+        if response.status == 416:  # no byte 0: the object is empty
+            return _EMPTY
+        h = response.headers
+        if response.status == 206:
+            # "bytes 0-511/12345": the whole object's size after the slash.
+            size = int(h["Content-Range"].rsplit("/", 1)[1])
+        else:
+            size = int(h["Content-Length"])
+        chunks: list[bytes] = []
+        wanted = min(length, size)
+        while wanted > 0 and (chunk := await response.content.read(wanted)):
+            chunks.append(chunk)
+            wanted -= len(chunk)
+        return _head_from(h, size), b"".join(chunks)
+
+    async def _direct(
+        self, method: str, url: str, action: str, headers: dict[str, str], read: Any, answered: tuple[int, ...] = ()
+    ) -> Any:
+        """Send a presigned request; `read` turns a 200 or 206 (or a status in `answered`) into the
+        result. Other answers become what the botocore path raises: StorageUnavailable, after one
+        retry of what botocore retries."""
         assert self._http is not None
         for attempt in (1, 2):
             try:
@@ -292,16 +347,15 @@ class Storage:
                     method, URL(url, encoded=True), headers=headers, allow_redirects=False
                 ) as response:
                     status = response.status
-                    if status in (200, 206):
+                    if status in (200, 206) or status in answered:
                         return await read(response)
-                    if status == 404 and method == "HEAD":
-                        return None
                     await response.read()
                     error: Exception = StorageHTTPError(action, status)
                     if status not in _RETRY_STATUSES:
                         raise _translate(error, action) from error
-            except (TimeoutError, aiohttp.ClientError, OSError, ValueError, TypeError, KeyError) as exc:
-                # (ValueError, TypeError, KeyError: an answer without the headers every S3 HEAD carries.)
+            except (TimeoutError, aiohttp.ClientError, OSError, ValueError, TypeError, KeyError, IndexError) as exc:
+                # (ValueError, TypeError, KeyError, IndexError: an answer without the headers every S3
+                # HEAD or ranged GET carries.)
                 error = exc
             if attempt == 1:
                 await asyncio.sleep(random.random())  # botocore's standard mode: jittered, base 1 s

@@ -369,18 +369,21 @@ class Uploads:
         now = self.clock()
         if now > upload.expires_at + self.confirm_grace:
             raise UploadExpired(f"the upload expired at {upload.expires_at.isoformat()}; presign and upload again")
-        head = await self.storage.head(key, checksum=upload.checksum_sha256 is not None)
-        if head is None:
+        # One request where it can be: the object's head and the first bytes for sniffing together.
+        probed = await self.storage.probe(key, SNIFF_BYTES, checksum=upload.checksum_sha256 is not None)
+        if probed is None:
             raise UploadNotFound("no file was found in storage at this key; upload it before saving")
+        head, first = probed
         try:
-            await self._check_object(upload, pdef, key, head)
+            self._check_object(upload, pdef, head, first)
         except AppError:
             await self._delete_quietly([key])
             raise
         file_name = upload.file_name or sanitize_file_name(parsed.file_name)
         return Verified(upload, key, head, file_name)
 
-    async def _check_object(self, upload: Upload, pdef: PropertyDef, key: str, head: ObjectHead) -> None:
+    def _check_object(self, upload: Upload, pdef: PropertyDef, head: ObjectHead, first: bytes) -> None:
+        """The stored object against what was issued; `first`: its first SNIFF_BYTES bytes."""
         if head.last_modified > upload.expires_at + CLOCK_SKEW:
             raise UploadExpired("the file was stored after its upload had expired; presign and upload again")
         if head.size > upload.max_size:
@@ -411,10 +414,8 @@ class Uploads:
         inline = not (head.content_disposition or "").lower().startswith("attachment")
         if inline and is_active_content(content_type):
             raise ContentMismatch(f"{content_type} must be stored with Content-Disposition: attachment")
-        if head.size > 0:
-            first = await self.storage.read_range(key, SNIFF_BYTES)
-            if not content_matches(content_type, first, inline=inline):
-                raise ContentMismatch(f"the file's bytes are not {content_type}; upload the real file")
+        if head.size > 0 and not content_matches(content_type, first, inline=inline):
+            raise ContentMismatch(f"the file's bytes are not {content_type}; upload the real file")
 
     # -- after the record transaction ---------------------------------------------------------
     def versions_for(self, pdef: PropertyDef, content_type: str | None) -> tuple[VersionSpec, ...]:

@@ -1,11 +1,13 @@
-"""Storage.head and Storage.read_range send presigned requests over aiohttp when the fast signer covers
-the configuration, instead of botocore's request pipeline. They must answer exactly as the botocore
-path does: the same ObjectHead, None for a missing object, STORAGE_UNAVAILABLE for refusals and
-outages, after the one retry botocore's standard mode makes."""
+"""Storage.head, Storage.read_range and Storage.probe send presigned requests over aiohttp when the
+fast signer covers the configuration, instead of botocore's request pipeline. They must answer exactly
+as the botocore path does: the same ObjectHead, None for a missing object, STORAGE_UNAVAILABLE for
+refusals and outages, after the one retry botocore's standard mode makes. A probe (what a save checks)
+is one ranged GET there, where botocore's path takes a HEAD and a GET."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -68,8 +70,16 @@ async def test_direct_answers_equal_botocores(moto: MotoServer) -> None:
                 for s in (fast, boto):
                     with pytest.raises(StorageUnavailable):
                         await s.read_range(key, 16)
+            # The probe: the same head and the first bytes, on both paths.
+            expected_first = await boto.read_range(key, 16) if expected.size else b""
+            assert await fast.probe(key, 16) == (expected, expected_first), key
+            assert await boto.probe(key, 16) == (expected, expected_first), key
+            # A range longer than the object: all of it.
+            assert await fast.probe(key, 4096) == (expected, await boto.read_range(key, 4096) if expected.size else b"")
         assert await fast.head("docs/missing") is None
         assert await boto.head("docs/missing") is None
+        assert await fast.probe("docs/missing", 16) is None
+        assert await boto.probe("docs/missing", 16) is None
         # A GET of a missing object is an outage to the caller, on both paths.
         for s in (fast, boto):
             with pytest.raises(StorageUnavailable):
@@ -119,7 +129,7 @@ async def test_refusals_and_server_errors_are_storage_unavailable(status: int, a
         endpoint = f"http://127.0.0.1:{server.port}"
         for direct in (True, False):
             async with storage(endpoint, "bucket", direct=direct) as s:
-                for call in (lambda: s.head("k"), lambda: s.read_range("k", 16)):
+                for call in (lambda: s.head("k"), lambda: s.read_range("k", 16), lambda: s.probe("k", 16)):
                     server.requests = 0
                     with pytest.raises(StorageUnavailable):
                         await call()
@@ -136,3 +146,65 @@ async def test_unreachable_storage_is_storage_unavailable() -> None:
             await s.head("k")
         with pytest.raises(StorageUnavailable):
             await s.read_range("k", 16)
+        with pytest.raises(StorageUnavailable):
+            await s.probe("k", 16)
+
+
+class ObjectServer:
+    """Serves one object (`body`), honouring Range or ignoring it like a server that does not do
+    ranges; records the requests it was sent."""
+
+    def __init__(self, body: bytes, *, ranges: bool) -> None:
+        self.body = body
+        self.ranges = ranges
+        self.requests: list[str] = []
+        self.port = free_port()
+
+    async def __aenter__(self) -> ObjectServer:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while request := await reader.readuntil(b"\r\n\r\n"):
+                method = request.split(b" ", 1)[0].decode()
+                wanted = re.search(rb"(?im)^range: bytes=0-(\d+)\r$", request)
+                self.requests.append(f"{method} {'range' if wanted else 'whole'}")
+                headers = (
+                    "Content-Type: image/png\r\nETag: \"abc\"\r\nLast-Modified: Sat, 21 Nov 2026 10:00:00 GMT\r\n"
+                )
+                if method == "GET" and wanted and self.ranges:
+                    part = self.body[: int(wanted[1]) + 1]
+                    span = f"bytes 0-{len(part) - 1}/{len(self.body)}"
+                    head = f"HTTP/1.1 206 Partial\r\n{headers}Content-Range: {span}\r\n"
+                    payload = part
+                else:
+                    head, payload = f"HTTP/1.1 200 OK\r\n{headers}", self.body
+                writer.write(f"{head}Content-Length: {len(payload)}\r\n\r\n".encode())
+                if method == "GET":
+                    writer.write(payload)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+@pytest.mark.parametrize("ranges", [True, False])
+async def test_a_probe_is_one_request_and_reads_no_more_than_it_needs(ranges: bool) -> None:
+    body = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4096  # 1 MiB and a bit
+    async with ObjectServer(body, ranges=ranges) as server:
+        async with storage(f"http://127.0.0.1:{server.port}", "bucket", direct=True) as s:
+            probed = await s.probe("k", 512)
+    assert probed is not None
+    head, first = probed
+    assert head.size == len(body) and head.content_type == "image/png" and head.etag == "abc"
+    assert head.last_modified.tzinfo is not None
+    assert first == body[:512]
+    # One ranged GET: no HEAD first. (A server that ignores the range sends the whole object;
+    # the probe reads its first bytes and drops the connection.)
+    assert server.requests == ["GET range"]
