@@ -82,13 +82,17 @@ class Versions:
             return await self._build(upload, claimed)
         finally:
             # Cancelled or crashed mid-way: hand back what is still ours so another worker can take it now.
-            await UploadVersion.filter(id__in=[v.id for v in claimed], status="pending").update(lease_until=None)
+            await UploadVersion.filter(id__in=[v.id for v in claimed], status="pending").update(
+                lease_until=None, updated_at=self.clock()
+            )
 
     async def _give_up_exhausted(self, upload_id: int) -> None:
         now = self.clock()
         await UploadVersion.filter(upload_id=upload_id, status="pending", attempts__gte=self.max_attempts).filter(
             Q(lease_until=None) | Q(lease_until__lt=now)
-        ).update(status="failed", lease_until=None, error=f"gave up after {self.max_attempts} attempts")
+        ).update(
+            status="failed", lease_until=None, error=f"gave up after {self.max_attempts} attempts", updated_at=now
+        )
 
     async def _claim(self, upload_id: int) -> list[UploadVersion]:
         """Take a lease on each free pending version; the WHERE makes the claim atomic per row."""
@@ -99,7 +103,7 @@ class Versions:
             count = (
                 await UploadVersion.filter(id=v.id, status="pending", attempts=v.attempts)
                 .filter(Q(lease_until=None) | Q(lease_until__lt=now))
-                .update(lease_until=now + self.lease, attempts=F("attempts") + 1)
+                .update(lease_until=now + self.lease, attempts=F("attempts") + 1, updated_at=now)
             )
             if count == 1:
                 v.attempts += 1
@@ -169,6 +173,7 @@ class Versions:
             height=rendered.height,
             size=len(rendered.data),
             format=rendered.format,
+            updated_at=self.clock(),
         )
         return _Result(built=True)
 
@@ -189,7 +194,7 @@ class Versions:
         if not retry:
             return Outcome(failed=len(exhausted))
         await UploadVersion.filter(id__in=[v.id for v in retry], status="pending").update(
-            lease_until=None, error=reason
+            lease_until=None, error=reason, updated_at=self.clock()
         )
         log.warning("versions %s will be retried: %s", [v.name for v in retry], reason)
         return Outcome(failed=len(exhausted), retry_in=self.backoff(max(v.attempts for v in retry)))
@@ -197,7 +202,7 @@ class Versions:
     async def _fail(self, versions: Sequence[UploadVersion], reason: str) -> None:
         if versions:
             await UploadVersion.filter(id__in=[v.id for v in versions], status="pending").update(
-                status="failed", lease_until=None, error=reason[:1000]
+                status="failed", lease_until=None, error=reason[:1000], updated_at=self.clock()
             )
 
     async def stale_uploads(self, limit: int = 1000, caught_up_to: datetime | None = None) -> list[int]:

@@ -16,6 +16,7 @@ import time
 import uuid
 import zlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -301,6 +302,7 @@ async def test_missing_original_is_retried_then_fails_with_reason(harness_factor
     other = await save_image(h, files.png(70, 50), "fine.png", "image/png")
     original = [k for k in await h.keys() if k.endswith("gone.png")]
     await h.s3.delete_object(Bucket=h.bucket, Key=original[0])
+    started = datetime.now(UTC)
     async with running_worker(h):
         gone = await settled(h, created["id"])
         fine = await settled(h, other["id"])
@@ -308,6 +310,10 @@ async def test_missing_original_is_retried_then_fails_with_reason(harness_factor
         assert d["status"] == "failed"
         assert d["error"].startswith("gave up after 3 attempts: could not read the original")
     assert {d["status"] for d in fine["version_details"]} == {"ready"}  # a failing job blocks nothing
+    # Every version's row says when its status last changed, failed and ready alike.
+    rows = await UploadVersion.filter(upload__record_id__in=[int(created["id"]), int(other["id"])])
+    assert len(rows) == 6
+    assert all(row.updated_at >= started for row in rows)
 
 
 async def test_queue_down_at_save_then_reconciler_builds(harness_factory: Any, queue_url: str) -> None:
