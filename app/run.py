@@ -188,6 +188,7 @@ def serve(settings: Settings, embedded: Embedded | None) -> None:
         port=settings.port,
         loop="uvloop",
         http="httptools",
+        timeout_keep_alive=settings.keep_alive_seconds,
         log_level="info",
         access_log=False,  # ObserveMiddleware logs each request with its id
         log_config=None,  # keep the handlers configure_logging installed

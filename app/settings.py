@@ -42,6 +42,9 @@ class Secret:
         return hash(self._value)
 
 
+KEEP_ALIVE_SECONDS = 75
+
+
 def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -94,6 +97,10 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     host: str = "127.0.0.1"
     port: int = 8000
+    # How long an idle client connection is kept open. Longer than the idle timeouts of the clients
+    # and proxies in front (aiohttp 15 s, AWS ALB 60 s): when the server closes first, a client can
+    # send its next request on the connection just as it closes, and that request fails.
+    keep_alive_seconds: int = KEEP_ALIVE_SECONDS
     debug: bool = False
     embedded_storage: bool = False
     # Image versions: the worker beside the API, leases, retries and the reconciler (README, "Image versions").
@@ -164,6 +171,7 @@ class Settings:
             cors_origins=origins,
             host=env.get("HOST") or "127.0.0.1",
             port=_int(env, "PORT", 8000, 1, 65535),
+            keep_alive_seconds=_int(env, "KEEP_ALIVE_SECONDS", KEEP_ALIVE_SECONDS, 1, 3600),
             debug=_bool(env, "DEBUG", False),
             embedded_storage=_bool(env, "EMBEDDED_STORAGE", False),
             run_worker=_bool(env, "RUN_WORKER", False),

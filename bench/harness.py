@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app import db  # noqa: E402
+from app.settings import KEEP_ALIVE_SECONDS  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -170,6 +171,8 @@ def uvicorn(
             "uvloop",
             "--http",
             "httptools",
+            "--timeout-keep-alive",
+            str(KEEP_ALIVE_SECONDS),
             "--no-access-log",
             "--log-level",
             "warning",

@@ -140,7 +140,7 @@ async def cycle(
         load.errors[f"{step}: {exc.kind}"] += 1
         return
     except (aiohttp.ClientError, TimeoutError) as exc:
-        load.errors[f"{step}: {type(exc).__name__}"] += 1
+        load.errors[f"{step}: {type(exc).__name__}: {exc}"[:100]] += 1
         return
     load.latencies["cycle"].append(time.perf_counter() - started)
     load.cycles += 1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import socket
+import time
 from pathlib import Path
 
 import boto3
@@ -39,6 +41,15 @@ def test_make_run_serves_the_whole_flow_and_stops_cleanly(tmp_path: Path) -> Non
             presigned["upload_url"], headers={"Origin": base, "Access-Control-Request-Method": "POST"}
         )
         assert preflight.status_code == 200
+        # An idle keep-alive connection outlives uvicorn's default 5 s (KEEP_ALIVE_SECONDS, 75 s):
+        # clients that pool connections for longer (aiohttp 15 s, an ALB 60 s) must not find it closed.
+        with socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1])), timeout=10) as conn:
+            request = b"GET /healthz HTTP/1.1\r\nHost: api\r\n\r\n"
+            conn.sendall(request)
+            assert conn.recv(4096).startswith(b"HTTP/1.1 200")
+            time.sleep(6)
+            conn.sendall(request)
+            assert conn.recv(4096).startswith(b"HTTP/1.1 200")
     finally:
         stop_live_server(server)
     assert server.process.returncode == 0, server.log()

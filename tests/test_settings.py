@@ -23,6 +23,7 @@ from app.settings import Settings, SettingsError
         ({"S3_ADDRESSING_STYLE": "dns"}, "S3_ADDRESSING_STYLE='dns'"),
         ({"WORKER_CONCURRENCY": "0"}, "WORKER_CONCURRENCY=0 is out of range 1..256"),
         ({"WORKER_CONCURRENCY": "all"}, "WORKER_CONCURRENCY='all' is not an integer"),
+        ({"KEEP_ALIVE_SECONDS": "0"}, "KEEP_ALIVE_SECONDS=0 is out of range 1..3600"),
     ],
 )
 def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:
@@ -37,6 +38,8 @@ def test_defaults_and_secrets() -> None:
     assert s.cors_origins == ("http://a.test", "http://b.test")
     assert "hunter2" not in repr(s) and "hunter2" not in str(s.s3_secret_access_key)
     assert s.s3_secret_access_key.value == "hunter2"
+    assert s.keep_alive_seconds == 75
+    assert Settings.from_env({"KEEP_ALIVE_SECONDS": "120"}).keep_alive_seconds == 120
 
 
 def test_worker_concurrency_defaults_to_the_cpu_count() -> None:
