@@ -10,7 +10,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Self
 
 import pytest
 
@@ -86,15 +86,13 @@ async def test_direct_answers_equal_botocores(moto: MotoServer) -> None:
                 await s.read_range("docs/missing", 16)
 
 
-class FakeStorage:
-    """Answers every request with one status and counts the requests."""
+class LoopbackServer:
+    """An HTTP/1.1 server on a free loopback port; `answer` gives the raw reply to each request."""
 
-    def __init__(self, status: int) -> None:
-        self.status = status
-        self.requests = 0
+    def __init__(self) -> None:
         self.port = free_port()
 
-    async def __aenter__(self) -> FakeStorage:
+    async def __aenter__(self) -> Self:
         self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
         return self
 
@@ -102,21 +100,33 @@ class FakeStorage:
         self.server.close()
         await self.server.wait_closed()
 
+    def answer(self, request: bytes) -> bytes:
+        raise NotImplementedError
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while request := await reader.readuntil(b"\r\n\r\n"):
-                self.requests += 1
-                body = b"<Error><Code>Refused</Code></Error>"
-                writer.write(
-                    f"HTTP/1.1 {self.status} X\r\nContent-Type: application/xml\r\n"
-                    f"Content-Length: {len(body)}\r\n\r\n".encode()
-                    + (b"" if request.startswith(b"HEAD ") else body)
-                )
+                writer.write(self.answer(request))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
             writer.close()
+
+
+class FakeStorage(LoopbackServer):
+    """Answers every request with one status and counts the requests."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__()
+        self.status = status
+        self.requests = 0
+
+    def answer(self, request: bytes) -> bytes:
+        self.requests += 1
+        body = b"<Error><Code>Refused</Code></Error>"
+        head = f"HTTP/1.1 {self.status} X\r\nContent-Type: application/xml\r\nContent-Length: {len(body)}\r\n\r\n"
+        return head.encode() + (b"" if request.startswith(b"HEAD ") else body)
 
 
 @pytest.mark.parametrize(("status", "attempts"), [(403, 1), (400, 1), (503, 2), (500, 2), (429, 2)])
@@ -150,48 +160,28 @@ async def test_unreachable_storage_is_storage_unavailable() -> None:
             await s.probe("k", 16)
 
 
-class ObjectServer:
+class ObjectServer(LoopbackServer):
     """Serves one object (`body`), honouring Range or ignoring it like a server that does not do
     ranges; records the requests it was sent."""
 
     def __init__(self, body: bytes, *, ranges: bool) -> None:
+        super().__init__()
         self.body = body
         self.ranges = ranges
         self.requests: list[str] = []
-        self.port = free_port()
 
-    async def __aenter__(self) -> ObjectServer:
-        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        self.server.close()
-        await self.server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while request := await reader.readuntil(b"\r\n\r\n"):
-                method = request.split(b" ", 1)[0].decode()
-                wanted = re.search(rb"(?im)^range: bytes=0-(\d+)\r$", request)
-                self.requests.append(f"{method} {'range' if wanted else 'whole'}")
-                headers = (
-                    "Content-Type: image/png\r\nETag: \"abc\"\r\nLast-Modified: Sat, 21 Nov 2026 10:00:00 GMT\r\n"
-                )
-                if method == "GET" and wanted and self.ranges:
-                    part = self.body[: int(wanted[1]) + 1]
-                    span = f"bytes 0-{len(part) - 1}/{len(self.body)}"
-                    head = f"HTTP/1.1 206 Partial\r\n{headers}Content-Range: {span}\r\n"
-                    payload = part
-                else:
-                    head, payload = f"HTTP/1.1 200 OK\r\n{headers}", self.body
-                writer.write(f"{head}Content-Length: {len(payload)}\r\n\r\n".encode())
-                if method == "GET":
-                    writer.write(payload)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+    def answer(self, request: bytes) -> bytes:
+        method = request.split(b" ", 1)[0].decode()
+        wanted = re.search(rb"(?im)^range: bytes=0-(\d+)\r$", request)
+        self.requests.append(f"{method} {'range' if wanted else 'whole'}")
+        headers = 'Content-Type: image/png\r\nETag: "abc"\r\nLast-Modified: Sat, 21 Nov 2026 10:00:00 GMT\r\n'
+        if method == "GET" and wanted and self.ranges:
+            payload = self.body[: int(wanted[1]) + 1]
+            span = f"bytes 0-{len(payload) - 1}/{len(self.body)}"
+            head = f"HTTP/1.1 206 Partial\r\n{headers}Content-Range: {span}\r\n"
+        else:
+            head, payload = f"HTTP/1.1 200 OK\r\n{headers}", self.body
+        return f"{head}Content-Length: {len(payload)}\r\n\r\n".encode() + (payload if method == "GET" else b"")
 
 
 @pytest.mark.parametrize("ranges", [True, False])
