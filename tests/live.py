@@ -29,7 +29,8 @@ class LiveServer:
         return self.log_path.read_text(errors="replace")[-4000:]
 
 
-def start_live_server(tmp: Path) -> LiveServer:
+def start_live_server(tmp: Path, **settings: str) -> LiveServer:
+    """`settings`: more environment for the server (e.g. SCHEMA_DIR)."""
     port, storage_port = free_port(), free_port()
     env = {
         **os.environ,
@@ -41,6 +42,7 @@ def start_live_server(tmp: Path) -> LiveServer:
     }
     for name in ("S3_ENDPOINT_URL", "S3_BUCKET", "CORS_ORIGINS", "QUEUE_URL"):
         env.pop(name, None)  # the embedded storage, exactly as a fresh `make run`
+    env.update(settings)
     log_path = tmp / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(

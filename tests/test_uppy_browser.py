@@ -16,7 +16,8 @@ from app.settings import ROOT
 from tests import files
 from tests.browser_support import ARTIFACTS, browser, page, playwright_api
 from tests.gql import IMAGE_PRESIGN, RECORD, RECORDS
-from tests.live import LiveServer, live_server
+from tests.large import MIB, SAVE, schema_dir
+from tests.live import LiveServer, live_server, start_live_server, stop_live_server
 
 pytestmark = pytest.mark.browser
 
@@ -48,7 +49,20 @@ def readme_uppy_recipe() -> str:
     return "(() => {\nconst { Uppy, AwsS3 } = window.Uppy;\n" + body + "\nwindow.uppy = uppy;\n})();"
 
 
-def open_uppy(page: Any, live: LiveServer) -> None:
+def readme_multipart_recipe() -> str:
+    """The js block of the README's "### Multipart" section, which configures an existing `uppy`: run
+    with the bundle's globals and a bare `new Uppy()` in front of it."""
+    readme = (ROOT / "README.md").read_text()
+    heading = readme.index("### Multipart")
+    start = readme.index("```js\n", heading) + len("```js\n")
+    lines = readme[start : readme.index("```", start)].splitlines()
+    assert [line for line in lines if line.startswith("import ")] == ['import AwsS3 from "@uppy/aws-s3";']
+    body = "\n".join(line for line in lines if not line.startswith("import "))
+    head = "(() => {\nconst { Uppy, AwsS3 } = window.Uppy;\nconst uppy = new Uppy();\n"
+    return head + body + "\nwindow.uppy = uppy;\n})();"
+
+
+def open_page(page: Any, live: LiveServer, recipe: str) -> None:
     bundle = UPPY_DIST / "uppy.min.js"
     if not bundle.exists():
         pytest.fail(f"{bundle} is missing: run `make test-deps` (npm ci in tests/js)")
@@ -62,7 +76,7 @@ def open_uppy(page: Any, live: LiveServer) -> None:
     page.add_style_tag(path=str(UPPY_DIST / "uppy.min.css"))
     page.add_script_tag(path=str(bundle))
     assert page.evaluate("() => [Uppy.Uppy.VERSION, Uppy.AwsS3.VERSION]") == [UPPY_CORE_VERSION, UPPY_AWS_S3_VERSION]
-    page.add_script_tag(content=readme_uppy_recipe())
+    page.add_script_tag(content=recipe)
     assert page.evaluate("() => window.uppy instanceof Uppy.Uppy"), page.problems
     # Not part of the recipe: Uppy's own file list, so the screenshot shows what Uppy thinks happened.
     page.evaluate(
@@ -71,16 +85,20 @@ def open_uppy(page: Any, live: LiveServer) -> None:
     )
 
 
+def open_uppy(page: Any, live: LiveServer) -> None:
+    open_page(page, live, readme_uppy_recipe())
+
+
 ADD_FILE = """([name, type, b64, padding]) => {
   const head = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
   const data = new Blob([head, new Uint8Array(padding)], { type });
   return uppy.addFile({ name, type, data, source: "test" });
 }"""
 
-UPLOAD = """async () => {
+UPLOAD = """async (seconds = 20) => {
   const late = new Promise((_, reject) => setTimeout(
-    () => reject(new Error(`uppy.upload() did not finish within 20 s: ${JSON.stringify(uppy.getState().info)}`)),
-    20000));
+    () => reject(new Error(`uppy.upload() not done within ${seconds} s: ${JSON.stringify(uppy.getState().info)}`)),
+    seconds * 1000));
   const { successful, failed } = await Promise.race([uppy.upload(), late]);
   const plain = (f) => ({ name: f.name, meta: f.meta, error: f.error, response: f.response });
   return { successful: successful.map(plain), failed: failed.map(plain) };
@@ -184,3 +202,61 @@ def test_readme_recipe_failures_carry_our_codes_in_uppy(page: Any, live_server: 
     # Uppy logs each failure once with console.error ("[Uppy] [time] CODE: ..."); nothing else went wrong.
     logged = [re.sub(r"^console error: \[Uppy\] \[[\d:]+\] ", "", p) for p in page.problems]
     assert sorted(logged) == sorted(errors.values()), page.problems
+
+
+# A file of a few parts, made in the page (sending 11 MiB through Playwright would dwarf the upload).
+ADD_GENERATED = """([name, type, size]) => {
+  const data = new Uint8Array(size);
+  for (let i = 0; i < size; i++) data[i] = (i * 31 + (i >> 9)) & 255;
+  return uppy.addFile({ name, type, data: new Blob([data], { type }), source: "test" });
+}"""
+
+
+def generated(size: int) -> bytes:
+    return bytes((i * 31 + (i >> 9)) & 255 for i in range(size))
+
+
+@pytest.fixture(scope="module")
+def videos_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """`make run` with the README's `videos` table (tests/large.py declares the same one) beside the shipped ones."""
+    tmp = tmp_path_factory.mktemp("videos")
+    server = start_live_server(tmp, SCHEMA_DIR=str(schema_dir(tmp)))
+    yield server
+    stop_live_server(server)
+
+
+def test_readme_multipart_recipe_uploads_in_parts_with_real_uppy(page: Any, videos_server: LiveServer) -> None:
+    size = 11 * MIB + 123  # three parts: 5 MiB, 5 MiB, the rest
+    puts: list[tuple[str, int]] = []
+
+    def record_put(route: Any) -> None:  # what Uppy sends to storage; the request goes on unchanged
+        if route.request.method == "PUT":
+            puts.append((route.request.url, len(route.request.post_data_buffer or b"")))
+        route.continue_()
+
+    page.route(videos_server.storage_url + "/**", record_put)
+    open_page(page, videos_server, readme_multipart_recipe())
+    page.evaluate(ADD_GENERATED, ["holiday film.mp4", "video/mp4", size])
+
+    result = page.evaluate(UPLOAD, 60)
+    assert result["failed"] == [], (result["failed"], page.problems)
+    [done] = result["successful"]
+    url = done["response"]["uploadURL"]  # completeMultipartUpload's `location`: our `url`
+
+    # Each part went straight to storage with its own signed URL, in the size the server planned.
+    assert sorted(length for _, length in puts) == sorted([5 * MIB, 5 * MIB, size - 10 * MIB])
+    numbers = [m[1] for put_url, _ in puts if (m := re.search(r"[?&]partNumber=(\d+)", put_url))]
+    assert sorted(numbers) == ["1", "2", "3"]
+
+    # The README's next step: save the URL into the record, which verifies the object.
+    props = [{"name": "title", "value": "Holiday"}, {"name": "clip", "value": url}]
+    saved = gql(videos_server, SAVE, {"table": "videos", "props": props, "prop": "clip"})
+    assert "errors" not in saved, saved
+    upload = saved["data"]["record_create"]["upload"]
+    assert (upload["size"], upload["content_type"], upload["file_name"]) == (size, "video/mp4", "holiday film.mp4")
+    stored = httpx.get(upload["url"], timeout=60)
+    assert stored.status_code == 200 and stored.content == generated(size)
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "uppy-multipart-recipe.png"), full_page=True)
+    assert page.problems == []
