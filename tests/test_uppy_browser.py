@@ -95,7 +95,8 @@ ADD_FILE = """([name, type, b64, padding]) => {
   return uppy.addFile({ name, type, data, source: "test" });
 }"""
 
-UPLOAD = """async (seconds = 20) => {
+UPLOAD = """async (within) => {
+  const seconds = within ?? 20;  // Playwright passes null when the test gives no argument
   const late = new Promise((_, reject) => setTimeout(
     () => reject(new Error(`uppy.upload() not done within ${seconds} s: ${JSON.stringify(uppy.getState().info)}`)),
     seconds * 1000));
