@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import socket
 import time
 from pathlib import Path
@@ -15,6 +16,23 @@ from app.run import start_embedded_storage
 from tests import files
 from tests.conftest import free_port
 from tests.live import start_live_server, stop_live_server
+
+
+def read_response(conn: socket.socket) -> tuple[int, bytes]:
+    """One whole HTTP/1.1 response (status, body) from a kept-alive connection: headers, then
+    Content-Length bytes of body, however the server splits them into segments."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        assert chunk, f"connection closed after {data!r}"
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int(re.search(rb"(?im)^content-length:\s*(\d+)\r?$", head)[1])  # type: ignore[index]
+    while len(body) < length:
+        chunk = conn.recv(4096)
+        assert chunk, f"connection closed after {data!r}"
+        body += chunk
+    return int(head.split(b" ", 2)[1]), body
 
 
 def test_make_run_serves_the_whole_flow_and_stops_cleanly(tmp_path: Path) -> None:
@@ -46,10 +64,10 @@ def test_make_run_serves_the_whole_flow_and_stops_cleanly(tmp_path: Path) -> Non
         with socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1])), timeout=10) as conn:
             request = b"GET /healthz HTTP/1.1\r\nHost: api\r\n\r\n"
             conn.sendall(request)
-            assert conn.recv(4096).startswith(b"HTTP/1.1 200")
+            assert read_response(conn) == (200, b'{"status":"ok"}')
             time.sleep(6)
             conn.sendall(request)
-            assert conn.recv(4096).startswith(b"HTTP/1.1 200")
+            assert read_response(conn) == (200, b'{"status":"ok"}')
     finally:
         stop_live_server(server)
     assert server.process.returncode == 0, server.log()
