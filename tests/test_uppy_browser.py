@@ -6,9 +6,11 @@ by Playwright (the bundle is injected from node_modules), so no server code exis
 from __future__ import annotations
 
 import base64
+import json
 import re
 from typing import Any
 
+import boto3
 import httpx
 import pytest
 
@@ -261,3 +263,60 @@ def test_readme_multipart_recipe_uploads_in_parts_with_real_uppy(page: Any, vide
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "uppy-multipart-recipe.png"), full_page=True)
     assert page.problems == []
+
+
+# Cancels everything as soon as the first bytes of a part are on their way; Uppy then aborts the
+# multipart upload through the recipe's abortMultipartUpload.
+CANCEL_MIDWAY = """async () => {
+  const started = new Promise((resolve) => {
+    uppy.on("upload-progress", (file, progress) => {
+      if (progress.bytesUploaded > 0 && !window.cancelled) { window.cancelled = true; uppy.cancelAll(); resolve(); }
+    });
+  });
+  uppy.upload().catch(() => {});  // cancelAll settles it either way
+  await started;
+}"""
+
+
+def test_readme_multipart_recipe_cancel_aborts_the_upload(page: Any, videos_server: LiveServer) -> None:
+    aborts: list[dict[str, Any]] = []
+    creates: list[str] = []
+
+    def record_graphql(route: Any) -> None:  # the recipe's own GraphQL calls; they go on unchanged
+        body = route.request.post_data or ""
+        if "multipart_upload_abort" in body:
+            aborts.append(json.loads(body)["variables"])
+        route.continue_()
+
+    def record_create(response: Any) -> None:
+        if response.url == videos_server.url + "/graphql" and "multipart_upload_create" in (
+            response.request.post_data or ""
+        ):
+            creates.append(response.json()["data"]["multipart_upload_create"]["key"])
+
+    page.route(videos_server.url + "/graphql", record_graphql)
+    page.on("response", record_create)
+    open_page(page, videos_server, readme_multipart_recipe())
+    page.evaluate(ADD_GENERATED, ["abandoned.mp4", "video/mp4", 11 * MIB])
+    page.evaluate(CANCEL_MIDWAY)
+    for _ in range(100):  # Uppy aborts after cancelAll resolves the upload; give it up to 10 s
+        if aborts:
+            break
+        page.wait_for_timeout(100)
+    [key] = creates
+    assert [a["k"] for a in aborts] == [key], (aborts, page.problems)
+
+    # Storage holds neither the open upload nor an object: nothing left for the sweep to find.
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=videos_server.storage_url,
+        region_name="us-east-1",
+        aws_access_key_id="t",
+        aws_secret_access_key="t",
+    )
+    assert [u["Key"] for u in s3.list_multipart_uploads(Bucket="uploads").get("Uploads", [])] == []
+    assert s3.list_objects_v2(Bucket="uploads", Prefix=key).get("KeyCount") == 0
+    # And the key can no longer be saved: the server knows the upload was abandoned.
+    props = [{"name": "clip", "value": key}]
+    refused = gql(videos_server, SAVE, {"table": "videos", "props": props, "prop": "clip"})
+    assert refused["errors"][0]["extensions"]["code"] == "UPLOAD_EXPIRED", refused
