@@ -48,6 +48,7 @@ tests/js/node_modules/.package-lock.json: tests/js/package-lock.json
 
 lint: install
 	$(VENV)/bin/ruff check app tests bench tools
+	$(VENV)/bin/ruff format --check app tests bench tools
 	$(VENV)/bin/mypy app
 
 # Regenerate the committed SDL after changing the GraphQL types.

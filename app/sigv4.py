@@ -401,4 +401,3 @@ class PresignedGetSigner:
         out["policy"] = policy.decode()
         out["x-amz-signature"] = _hmac_digest(day.signing_key, policy, "sha256").hex()
         return self._post_url, out
-

@@ -88,10 +88,12 @@ class Versions:
 
     async def _give_up_exhausted(self, upload_id: int) -> None:
         now = self.clock()
-        await UploadVersion.filter(upload_id=upload_id, status="pending", attempts__gte=self.max_attempts).filter(
-            Q(lease_until=None) | Q(lease_until__lt=now)
-        ).update(
-            status="failed", lease_until=None, error=f"gave up after {self.max_attempts} attempts", updated_at=now
+        await (
+            UploadVersion.filter(upload_id=upload_id, status="pending", attempts__gte=self.max_attempts)
+            .filter(Q(lease_until=None) | Q(lease_until__lt=now))
+            .update(
+                status="failed", lease_until=None, error=f"gave up after {self.max_attempts} attempts", updated_at=now
+            )
         )
 
     async def _claim(self, upload_id: int) -> list[UploadVersion]:

@@ -73,7 +73,6 @@ class Relay:
         except asyncio.CancelledError:
             pass  # keep-alive connections still open when the benchmark ends
 
-
     def total(self) -> int:
         return self.up + self.down
 

@@ -156,30 +156,33 @@ def uvicorn(
     """One uvicorn worker process with uvloop and httptools, as app/run.py serves the API; its
     stderr goes to `log` when given (else nowhere)."""
     port = free_port()
-    with open(log or os.devnull, "ab") as stderr, _started(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            factory,
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--loop",
-            "uvloop",
-            "--http",
-            "httptools",
-            "--timeout-keep-alive",
-            str(KEEP_ALIVE_SECONDS),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        env,
-        stderr,
-    ) as proc:
+    with (
+        open(log or os.devnull, "ab") as stderr,
+        _started(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                factory,
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--timeout-keep-alive",
+                str(KEEP_ALIVE_SECONDS),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            env,
+            stderr,
+        ) as proc,
+    ):
         base = f"http://127.0.0.1:{port}"
         wait_http(base + probe, proc)
         yield base, proc

@@ -131,9 +131,10 @@ async def measure(args: argparse.Namespace, storage_url: str, database_url: str,
     try:
         base = f"http://127.0.0.1:{port}"
         await asyncio.to_thread(wait_http, base + "/healthz", proc, 900)
-        async with httpx.AsyncClient(base_url=base, timeout=900, headers=headers) as api, httpx.AsyncClient(
-            timeout=900
-        ) as storage:
+        async with (
+            httpx.AsyncClient(base_url=base, timeout=900, headers=headers) as api,
+            httpx.AsyncClient(timeout=900) as storage,
+        ):
             unit = await workload(args.kind, api, storage)
             for _ in range(5):  # warm-up: caches, pools, lazy imports
                 await unit()

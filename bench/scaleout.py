@@ -104,9 +104,7 @@ async def gql(http: aiohttp.ClientSession, api: str, query: str, variables: dict
     return data
 
 
-async def cycle(
-    http: aiohttp.ClientSession, api: str, image: bytes, name: str, load: Load, deadline: float
-) -> None:
+async def cycle(http: aiohttp.ClientSession, api: str, image: bytes, name: str, load: Load, deadline: float) -> None:
     step = "presign"
     started = time.perf_counter()
     mark = started
@@ -377,8 +375,7 @@ def run_phase(phase: Phase, args: argparse.Namespace, image: bytes, logs: Path) 
             for i in range(phase.apis)
         ]
         workers = [
-            stack.enter_context(version_worker(env, logs / f"{phase.name}-worker{i}.log"))
-            for i in range(phase.workers)
+            stack.enter_context(version_worker(env, logs / f"{phase.name}-worker{i}.log")) for i in range(phase.workers)
         ]
 
         def pids() -> dict[str, list[int]]:
@@ -436,10 +433,7 @@ def report(phases: list[Phase], args: argparse.Namespace, image: bytes, load_avg
     for step in (*STEPS, "cycle"):
         row(
             f"{step} p50/p95/p99 ms",
-            [
-                "/".join(f"{pct(p.load.latencies[step], q) * 1000:.0f}" for q in (50, 95, 99))
-                for p in phases
-            ],
+            ["/".join(f"{pct(p.load.latencies[step], q) * 1000:.0f}" for q in (50, 95, 99)) for p in phases],
         )
     row("errors", [str(sum(p.load.errors.values())) for p in phases])
     for kind in sorted({k for p in phases for k in p.load.errors}):
@@ -459,11 +453,16 @@ def report(phases: list[Phase], args: argparse.Namespace, image: bytes, load_avg
         ),
         ("queue messages left", lambda p: f"{p.queue_left:,}"),
         ("worker jobs by outcome", lambda p: ", ".join(f"{k} {v:,}" for k, v in sorted(p.worker_metrics.jobs.items()))),
-        ("worker job mean (ms)", lambda p: f"{1000 * p.worker_metrics.job_seconds / max(1, sum(p.worker_metrics.jobs.values())):.0f}"),  # noqa: E501
+        (
+            "worker job mean (ms)",
+            lambda p: f"{1000 * p.worker_metrics.job_seconds / max(1, sum(p.worker_metrics.jobs.values())):.0f}",
+        ),
         (
             "queue lag mean, p50, p95 (s)",
-            lambda p: f"{p.worker_metrics.lag_sum / max(1, p.worker_metrics.lag_count):.1f}, "
-            f"<={p.worker_metrics.lag_bound(0.5):g}, <={p.worker_metrics.lag_bound(0.95):g}",
+            lambda p: (
+                f"{p.worker_metrics.lag_sum / max(1, p.worker_metrics.lag_count):.1f}, "
+                f"<={p.worker_metrics.lag_bound(0.5):g}, <={p.worker_metrics.lag_bound(0.95):g}"
+            ),
         ),
     ):
         row(label, [get(p) for p in phases])

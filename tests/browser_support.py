@@ -55,4 +55,3 @@ def page(browser: object, live_server: LiveServer) -> Iterator[object]:
     page.problems = problems
     yield page
     context.close()
-

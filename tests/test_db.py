@@ -16,7 +16,10 @@ from app.db import ROOT, normalize_url, tortoise_config
         ("sqlite://var/x.sqlite3", f"sqlite://{ROOT}/var/x.sqlite3?synchronous=NORMAL"),
         ("sqlite:///tmp/a/b.sqlite3", "sqlite:///tmp/a/b.sqlite3?synchronous=NORMAL"),
         ("sqlite:///tmp/a/b.sqlite3?synchronous=FULL", "sqlite:///tmp/a/b.sqlite3?synchronous=FULL"),
-        ("sqlite:///tmp/a/b.sqlite3?journal_size_limit=1", "sqlite:///tmp/a/b.sqlite3?journal_size_limit=1&synchronous=NORMAL"),
+        (
+            "sqlite:///tmp/a/b.sqlite3?journal_size_limit=1",
+            "sqlite:///tmp/a/b.sqlite3?journal_size_limit=1&synchronous=NORMAL",
+        ),
         ("sqlite://:memory:", "sqlite://:memory:?synchronous=NORMAL"),
         ("postgresql://u@h:5432/d", "postgres://u@h:5432/d"),
         ("postgres://u@h/d?ssl=require", "postgres://u@h/d?ssl=require"),

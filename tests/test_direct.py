@@ -92,7 +92,7 @@ async def test_direct_fields_answer_with_arguments_defaults_and_error_codes(h: H
     assert record["none"]["file_name"] == "cat.png"
 
     async def error(field: str) -> dict[str, Any]:
-        body = await h.gql(f'query($id: ID!) {{ record(id: $id) {{ id {field} }} }}', {"id": created["id"]})
+        body = await h.gql(f"query($id: ID!) {{ record(id: $id) {{ id {field} }} }}", {"id": created["id"]})
         assert body["data"]["record"] is None or body["data"]["record"], body
         (only,) = body["errors"]
         return dict(only)

@@ -27,8 +27,9 @@ from app.version_spec import VersionSpec, parse_versions
 RED, GREEN, BLUE, WHITE, BLACK = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255), (0, 0, 0)
 
 
-def spec(resize: dict[str, Any], output: dict[str, Any] | None = None,
-         manipulate: dict[str, Any] | None = None) -> VersionSpec:
+def spec(
+    resize: dict[str, Any], output: dict[str, Any] | None = None, manipulate: dict[str, Any] | None = None
+) -> VersionSpec:
     (parsed,) = parse_versions([{"name": "v", "resize": resize, "output": output, "manipulate": manipulate}])
     return parsed
 
@@ -65,6 +66,7 @@ def close(actual: tuple[int, ...], expected: tuple[int, ...], tolerance: int = 1
 
 def png_declaring(width: int, height: int) -> bytes:
     """A valid-looking PNG whose IHDR claims a huge size but carries almost no data."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -81,66 +83,86 @@ def photo() -> bytes:
 
 # --- geometry -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("resize", "size"), [
-    ({"width": 200, "height": 200, "fit": "cover"}, (200, 200)),
-    ({"width": 200, "height": 200, "fit": "contain"}, (200, 200)),
-    ({"width": 200, "height": 200, "fit": "fill"}, (200, 200)),
-    ({"width": 200, "height": 200, "fit": "inside"}, (200, 150)),
-    ({"width": 200, "height": 200, "fit": "outside"}, (267, 200)),
-    ({"width": 100}, (100, 75)),
-    ({"height": 150, "fit": "fill"}, (200, 150)),
-    ({"width": 800, "fit": "inside"}, (800, 600)),
-    ({"width": 123, "height": 45, "fit": "cover", "position": "attention"}, (123, 45)),
-    ({"width": 123, "height": 45, "fit": "cover", "position": "entropy"}, (123, 45)),
-    ({"width": 123, "height": 45, "fit": "cover", "position": "right_bottom"}, (123, 45)),
-    # without_enlargement: never upscale; contain still fills its canvas.
-    ({"width": 800, "height": 800, "fit": "cover", "without_enlargement": True}, (400, 300)),
-    ({"width": 200, "height": 800, "fit": "cover", "without_enlargement": True}, (200, 300)),
-    ({"width": 800, "height": 800, "fit": "inside", "without_enlargement": True}, (400, 300)),
-    ({"width": 800, "height": 800, "fit": "outside", "without_enlargement": True}, (400, 300)),
-    ({"width": 800, "height": 100, "fit": "fill", "without_enlargement": True}, (400, 100)),
-    ({"width": 800, "height": 800, "fit": "contain", "without_enlargement": True}, (800, 800)),
-    ({"width": 1000, "without_enlargement": True}, (400, 300)),
-])
+
+@pytest.mark.parametrize(
+    ("resize", "size"),
+    [
+        ({"width": 200, "height": 200, "fit": "cover"}, (200, 200)),
+        ({"width": 200, "height": 200, "fit": "contain"}, (200, 200)),
+        ({"width": 200, "height": 200, "fit": "fill"}, (200, 200)),
+        ({"width": 200, "height": 200, "fit": "inside"}, (200, 150)),
+        ({"width": 200, "height": 200, "fit": "outside"}, (267, 200)),
+        ({"width": 100}, (100, 75)),
+        ({"height": 150, "fit": "fill"}, (200, 150)),
+        ({"width": 800, "fit": "inside"}, (800, 600)),
+        ({"width": 123, "height": 45, "fit": "cover", "position": "attention"}, (123, 45)),
+        ({"width": 123, "height": 45, "fit": "cover", "position": "entropy"}, (123, 45)),
+        ({"width": 123, "height": 45, "fit": "cover", "position": "right_bottom"}, (123, 45)),
+        # without_enlargement: never upscale; contain still fills its canvas.
+        ({"width": 800, "height": 800, "fit": "cover", "without_enlargement": True}, (400, 300)),
+        ({"width": 200, "height": 800, "fit": "cover", "without_enlargement": True}, (200, 300)),
+        ({"width": 800, "height": 800, "fit": "inside", "without_enlargement": True}, (400, 300)),
+        ({"width": 800, "height": 800, "fit": "outside", "without_enlargement": True}, (400, 300)),
+        ({"width": 800, "height": 100, "fit": "fill", "without_enlargement": True}, (400, 100)),
+        ({"width": 800, "height": 800, "fit": "contain", "without_enlargement": True}, (800, 800)),
+        ({"width": 1000, "without_enlargement": True}, (400, 300)),
+    ],
+)
 def test_output_dimensions_follow_the_fit(photo: bytes, resize: dict[str, Any], size: tuple[int, int]) -> None:
     rendered = render_version(photo, spec(resize, {"format": "png"}))
     assert (rendered.width, rendered.height) == size
     assert decode(rendered.data).size == size
 
 
-@pytest.mark.parametrize(("position", "left", "right"), [
-    ("left", RED, RED), ("right", BLUE, BLUE), ("center", RED, BLUE), ("left_top", RED, RED),
-])
+@pytest.mark.parametrize(
+    ("position", "left", "right"),
+    [
+        ("left", RED, RED),
+        ("right", BLUE, BLUE),
+        ("center", RED, BLUE),
+        ("left_top", RED, RED),
+    ],
+)
 def test_cover_crops_at_the_position(position: str, left: tuple[int, ...], right: tuple[int, ...]) -> None:
     # 400x100 covering 100x100 is not scaled at all; three quarters of the width are cropped away.
     wide = encode(halves((400, 100), RED, BLUE), "PNG")
-    image = decode(render_version(wide, spec({"width": 100, "height": 100, "position": position},
-                                             {"format": "png"})).data)
+    image = decode(
+        render_version(wide, spec({"width": 100, "height": 100, "position": position}, {"format": "png"})).data
+    )
     assert close(pixel(image, 2, 50), left)
     assert close(pixel(image, 97, 50), right)
 
 
 def test_contain_pads_with_transparency_where_the_format_has_alpha(photo: bytes) -> None:
-    image = decode(render_version(photo, spec({"width": 200, "height": 200, "fit": "contain"},
-                                              {"format": "png"})).data)
+    image = decode(render_version(photo, spec({"width": 200, "height": 200, "fit": "contain"}, {"format": "png"})).data)
     assert image.mode == "RGBA"
     assert pixel(image, 100, 10) == (0, 0, 0, 0)  # padding: 25 rows above the 200x150 picture
     assert close(pixel(image, 10, 100), (*RED, 255))
 
 
 def test_contain_pads_jpeg_with_white_by_default_and_with_the_background_when_given(photo: bytes) -> None:
-    white = decode(render_version(photo, spec({"width": 200, "height": 200, "fit": "contain"},
-                                              {"format": "jpeg"})).data)
-    green = decode(render_version(photo, spec({"width": 200, "height": 200, "fit": "contain",
-                                               "background": "#00ff00"}, {"format": "jpeg"})).data)
+    white = decode(
+        render_version(photo, spec({"width": 200, "height": 200, "fit": "contain"}, {"format": "jpeg"})).data
+    )
+    green = decode(
+        render_version(
+            photo, spec({"width": 200, "height": 200, "fit": "contain", "background": "#00ff00"}, {"format": "jpeg"})
+        ).data
+    )
     assert close(pixel(white, 100, 5), WHITE)
     assert close(pixel(green, 100, 5), GREEN)
 
 
 def test_contain_position_places_the_picture(photo: bytes) -> None:
-    image = decode(render_version(photo, spec({"width": 200, "height": 200, "fit": "contain",
-                                               "position": "top", "background": "#000"},
-                                              {"format": "png"})).data)
+    image = decode(
+        render_version(
+            photo,
+            spec(
+                {"width": 200, "height": 200, "fit": "contain", "position": "top", "background": "#000"},
+                {"format": "png"},
+            ),
+        ).data
+    )
     assert close(pixel(image, 10, 5), RED)  # picture at the top...
     assert close(pixel(image, 10, 195), BLACK)  # ...padding below
 
@@ -152,6 +174,7 @@ def test_fill_ignores_the_aspect_ratio(photo: bytes) -> None:
 
 
 # --- orientation, animation, alpha, colour ------------------------------------------------
+
 
 def test_exif_orientation_is_applied() -> None:
     # Stored 300x200 with orientation 6 (rotate 90 degrees clockwise to display): shown 200x300,
@@ -205,8 +228,9 @@ def test_jpeg_flattens_onto_white() -> None:
 
 
 def test_flatten_removes_alpha_onto_the_colour() -> None:
-    rendered = render_version(transparent_with_red_square(),
-                              spec({"width": 50}, {"format": "png"}, {"flatten": "#0000ff"}))
+    rendered = render_version(
+        transparent_with_red_square(), spec({"width": 50}, {"format": "png"}, {"flatten": "#0000ff"})
+    )
     image = decode(rendered.data)
     assert image.mode == "RGB"
     assert pixel(image, 2, 2) == BLUE and pixel(image, 25, 25) == RED
@@ -229,7 +253,8 @@ def test_blur_softens_edges() -> None:
     source = encode(checkerboard, "PNG")
     sharp = pyvips.Image.new_from_buffer(render_version(source, spec({"width": 64}, {"format": "png"})).data, "")
     soft = pyvips.Image.new_from_buffer(
-        render_version(source, spec({"width": 64}, {"format": "png"}, {"blur": 3})).data, "")
+        render_version(source, spec({"width": 64}, {"format": "png"}, {"blur": 3})).data, ""
+    )
     assert soft.deviate() < sharp.deviate() * 0.7
 
 
@@ -252,16 +277,20 @@ def test_tiff_and_avif_inputs_are_read() -> None:
 
 # --- output -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("fmt", "magic", "content_type"), [
-    ("webp", (0, b"RIFF"), "image/webp"),
-    ("jpeg", (0, b"\xff\xd8\xff"), "image/jpeg"),
-    ("png", (0, b"\x89PNG\r\n\x1a\n"), "image/png"),
-    ("avif", (4, b"ftypavif"), "image/avif"),
-])
+
+@pytest.mark.parametrize(
+    ("fmt", "magic", "content_type"),
+    [
+        ("webp", (0, b"RIFF"), "image/webp"),
+        ("jpeg", (0, b"\xff\xd8\xff"), "image/jpeg"),
+        ("png", (0, b"\x89PNG\r\n\x1a\n"), "image/png"),
+        ("avif", (4, b"ftypavif"), "image/avif"),
+    ],
+)
 def test_each_format_has_its_magic_bytes(photo: bytes, fmt: str, magic: tuple[int, bytes], content_type: str) -> None:
     rendered = render_version(photo, spec({"width": 50}, {"format": fmt}))
     offset, signature = magic
-    assert rendered.data[offset:offset + len(signature)] == signature
+    assert rendered.data[offset : offset + len(signature)] == signature
     assert (rendered.format, rendered.content_type) == (fmt, content_type)
     if fmt == "webp":
         assert rendered.data[8:12] == b"WEBP"
@@ -297,8 +326,9 @@ def source_with_metadata() -> bytes:
     exif[0x0131] = "secret-software"  # Software
     exif[0x8825] = {1: "N", 2: (51.0, 30.0, 0.0)}  # GPS IFD
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    return encode(halves((200, 100), RED, BLUE), "JPEG", exif=exif.tobytes(), icc_profile=icc,
-                  comment=b"private comment")
+    return encode(
+        halves((200, 100), RED, BLUE), "JPEG", exif=exif.tobytes(), icc_profile=icc, comment=b"private comment"
+    )
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "avif"])
@@ -315,6 +345,7 @@ def test_metadata_is_stripped(fmt: str) -> None:
 
 
 # --- refusals -----------------------------------------------------------------------------
+
 
 def test_decompression_bomb_is_refused_from_the_header() -> None:
     bomb = png_declaring(30000, 30000)
@@ -350,19 +381,20 @@ def test_an_aspect_ratio_bomb_is_refused_before_resizing() -> None:
     needle = encode(Image.new("RGB", (1, 2000)), "PNG")  # 2000 pixels, but cover stretches it
     with pytest.raises(ImageRejected) as caught:
         render_version(needle, spec({"width": 1000, "height": 1000, "fit": "cover"}))
-    assert caught.value.reason == (
-        "the resized image is 1000x2000000 = 2000000000 pixels, over the limit of 100000000"
-    )
+    assert caught.value.reason == ("the resized image is 1000x2000000 = 2000000000 pixels, over the limit of 100000000")
 
 
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>'
 
 
-@pytest.mark.parametrize("source", [
-    SVG,
-    b'\xef\xbb\xbf<?xml version="1.0"?>\n' + SVG,
-    b"\n  <!-- drawn by hand -->\n" + SVG,
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        SVG,
+        b'\xef\xbb\xbf<?xml version="1.0"?>\n' + SVG,
+        b"\n  <!-- drawn by hand -->\n" + SVG,
+    ],
+)
 def test_svg_is_never_rasterised(source: bytes) -> None:
     with pytest.raises(ImageRejected) as caught:
         render_version(source, spec({"width": 100}))
@@ -398,14 +430,25 @@ def test_truncated_jpeg_is_refused_not_rendered_grey(photo: bytes) -> None:
 
 # --- one decode for several versions ------------------------------------------------------
 
-PHOTOS = parse_versions([  # the three versions of app/schema/photos.yml
-    {"name": "thumb", "resize": {"width": 200, "height": 200, "fit": "cover", "position": "center"},
-     "output": {"format": "webp", "quality": 80}},
-    {"name": "medium", "resize": {"width": 800, "fit": "inside"},
-     "output": {"format": "jpeg", "quality": 85, "progressive": True}},
-    {"name": "large", "resize": {"width": 1600, "height": 1600, "fit": "inside", "without_enlargement": True},
-     "output": {"format": "webp", "quality": 80}},
-])
+PHOTOS = parse_versions(
+    [  # the three versions of app/schema/photos.yml
+        {
+            "name": "thumb",
+            "resize": {"width": 200, "height": 200, "fit": "cover", "position": "center"},
+            "output": {"format": "webp", "quality": 80},
+        },
+        {
+            "name": "medium",
+            "resize": {"width": 800, "fit": "inside"},
+            "output": {"format": "jpeg", "quality": 85, "progressive": True},
+        },
+        {
+            "name": "large",
+            "resize": {"width": 1600, "height": 1600, "fit": "inside", "without_enlargement": True},
+            "output": {"format": "webp", "quality": 80},
+        },
+    ]
+)
 
 
 @pytest.fixture(scope="module")
@@ -474,10 +517,12 @@ def test_shared_decode_applies_exif_orientation_once() -> None:
     exif = stored.getexif()
     exif[0x0112] = 6
     source = encode(stored, "JPEG", quality=95, exif=exif.tobytes())
-    specs = parse_versions([
-        {"name": "a", "resize": {"width": 200}, "output": {"format": "jpeg"}},
-        {"name": "b", "resize": {"width": 50}, "output": {"format": "png"}},
-    ])
+    specs = parse_versions(
+        [
+            {"name": "a", "resize": {"width": 200}, "output": {"format": "jpeg"}},
+            {"name": "b", "resize": {"width": 50}, "output": {"format": "png"}},
+        ]
+    )
     prepared = prepare(source, specs)
     assert prepared.shared_size == (200, 300)
     for spec, size in zip(specs, [(200, 300), (50, 75)], strict=True):
@@ -490,10 +535,12 @@ def test_shared_decode_applies_exif_orientation_once() -> None:
 
 def test_shared_decode_keeps_alpha_and_flattens_jpeg() -> None:
     source = transparent_with_red_square()
-    specs = parse_versions([
-        {"name": "a", "resize": {"width": 60}, "output": {"format": "webp"}},
-        {"name": "b", "resize": {"width": 40}, "output": {"format": "jpeg"}},
-    ])
+    specs = parse_versions(
+        [
+            {"name": "a", "resize": {"width": 60}, "output": {"format": "webp"}},
+            {"name": "b", "resize": {"width": 40}, "output": {"format": "jpeg"}},
+        ]
+    )
     prepared = prepare(source, specs)
     assert prepared.shared_size == (60, 60)
     webp, jpeg = (decode(prepared.render(spec).data) for spec in specs)
@@ -532,11 +579,13 @@ def test_shared_decode_covers_every_fit_and_enlargement(photo: bytes) -> None:
 
 def test_a_version_refused_alone_leaves_the_others_and_the_shared_size_alone() -> None:
     needle = encode(Image.new("RGB", (10, 2000), RED), "PNG")
-    specs = parse_versions([
-        {"name": "bomb", "resize": {"width": 1000, "height": 1000, "fit": "cover"}},  # 1000x200000 before the crop
-        {"name": "a", "resize": {"height": 200}},
-        {"name": "b", "resize": {"height": 100}},
-    ])
+    specs = parse_versions(
+        [
+            {"name": "bomb", "resize": {"width": 1000, "height": 1000, "fit": "cover"}},  # 1000x200000 before the crop
+            {"name": "a", "resize": {"height": 200}},
+            {"name": "b", "resize": {"height": 100}},
+        ]
+    )
     prepared = prepare(needle, specs, max_pixels=1_000_000)
     assert prepared.shared_size == (1, 200)
     with pytest.raises(ImageRejected, match="the resized image is 1000x200000"):

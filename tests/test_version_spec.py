@@ -20,8 +20,14 @@ from app.version_spec import (
 
 THUMB: dict[str, Any] = {
     "name": "thumb",
-    "resize": {"width": 200, "height": 200, "fit": "cover", "position": "center",
-               "background": "#ffffff", "without_enlargement": True},
+    "resize": {
+        "width": 200,
+        "height": 200,
+        "fit": "cover",
+        "position": "center",
+        "background": "#ffffff",
+        "without_enlargement": True,
+    },
     "output": {"format": "webp", "quality": 80},
     "manipulate": {"greyscale": False, "blur": 0, "flatten": "#ffffff"},
 }
@@ -41,8 +47,9 @@ def error_for(raw: object) -> str:
 def test_the_spec_example_parses_into_dataclasses() -> None:
     assert one(THUMB) == VersionSpec(
         name="thumb",
-        resize=ResizeSpec(width=200, height=200, fit="cover", position="center",
-                          background="#ffffff", without_enlargement=True),
+        resize=ResizeSpec(
+            width=200, height=200, fit="cover", position="center", background="#ffffff", without_enlargement=True
+        ),
         output=OutputSpec(format="webp", quality=80, progressive=False),
         manipulate=ManipulateSpec(greyscale=False, blur=0.0, flatten="#ffffff"),
     )
@@ -52,8 +59,14 @@ def test_minimal_version_is_fully_defaulted() -> None:
     spec = one({"name": "small", "resize": {"width": 320}})
     assert spec.as_dict() == {
         "name": "small",
-        "resize": {"width": 320, "height": None, "fit": "cover", "position": "center",
-                   "background": None, "without_enlargement": False},
+        "resize": {
+            "width": 320,
+            "height": None,
+            "fit": "cover",
+            "position": "center",
+            "background": None,
+            "without_enlargement": False,
+        },
         "output": {"format": "webp", "quality": 80, "progressive": False},
         "manipulate": {"greyscale": False, "blur": 0.0, "flatten": None},
     }
@@ -66,12 +79,15 @@ def test_empty_yaml_blocks_mean_defaults() -> None:
     assert spec.manipulate == ManipulateSpec(greyscale=False, blur=0.0, flatten=None)
 
 
-@pytest.mark.parametrize(("fmt", "quality", "extension", "content_type"), [
-    ("jpeg", 85, "jpg", "image/jpeg"),
-    ("webp", 80, "webp", "image/webp"),
-    ("png", 80, "png", "image/png"),
-    ("avif", 60, "avif", "image/avif"),
-])
+@pytest.mark.parametrize(
+    ("fmt", "quality", "extension", "content_type"),
+    [
+        ("jpeg", 85, "jpg", "image/jpeg"),
+        ("webp", 80, "webp", "image/webp"),
+        ("png", 80, "png", "image/png"),
+        ("avif", 60, "avif", "image/avif"),
+    ],
+)
 def test_quality_default_extension_and_content_type_per_format(
     fmt: str, quality: int, extension: str, content_type: str
 ) -> None:
@@ -93,9 +109,15 @@ def test_blur_accepts_integers_and_floats() -> None:
     assert one({"name": "a", "resize": {"width": 1}, "manipulate": {"blur": 0.5}}).manipulate.blur == 0.5
 
 
-@pytest.mark.parametrize(("given", "stored"), [
-    ("#FFF", "#ffffff"), ("#AbCdEf", "#abcdef"), ("#11223344", "#11223344"), ("#112233FF", "#112233"),
-])
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("#FFF", "#ffffff"),
+        ("#AbCdEf", "#abcdef"),
+        ("#11223344", "#11223344"),
+        ("#112233FF", "#112233"),
+    ],
+)
 def test_colours_are_normalised(given: str, stored: str) -> None:
     spec = one({"name": "a", "resize": {"width": 1, "background": given}, "manipulate": {"flatten": given}})
     assert (spec.resize.background, spec.manipulate.flatten) == (stored, stored)
@@ -119,12 +141,21 @@ def test_digest_ignores_the_name_and_equivalent_spellings() -> None:
     assert one(THUMB).digest() == one(renamed).digest() == one(spelled).digest()
 
 
-@pytest.mark.parametrize(("section", "key", "value"), [
-    ("resize", "width", 201), ("resize", "fit", "inside"), ("resize", "position", "top"),
-    ("resize", "background", "#000000"), ("resize", "without_enlargement", False),
-    ("output", "format", "jpeg"), ("output", "quality", 81), ("manipulate", "greyscale", True),
-    ("manipulate", "blur", 0.5), ("manipulate", "flatten", None),
-])
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("resize", "width", 201),
+        ("resize", "fit", "inside"),
+        ("resize", "position", "top"),
+        ("resize", "background", "#000000"),
+        ("resize", "without_enlargement", False),
+        ("output", "format", "jpeg"),
+        ("output", "quality", 81),
+        ("manipulate", "greyscale", True),
+        ("manipulate", "blur", 0.5),
+        ("manipulate", "flatten", None),
+    ],
+)
 def test_digest_changes_with_every_setting(section: str, key: str, value: object) -> None:
     changed = {**THUMB, section: {**THUMB[section], key: value}}
     assert one(changed).digest() != one(THUMB).digest()
@@ -148,64 +179,95 @@ def manipulate(**fields: object) -> list[dict[str, object]]:
     return [{"name": "a", "resize": {"width": 100}, "manipulate": fields}]
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    ({"name": "a"}, "versions: must be a list, not mapping"),
-    ("thumb", "versions: must be a list, not string 'thumb'"),
-    ([{"name": f"v{i}", "resize": {"width": 1}} for i in range(11)],
-     "versions: at most 10 versions are allowed, got 11"),
-    (["thumb"], "versions[0]: must be a mapping, not string 'thumb'"),
-    ([{"name": "a", "resize": {"width": 1}, "size": 3}],
-     "versions[0]: unknown key 'size' (allowed: name, resize, output, manipulate)"),
-    ([{"resize": {"width": 1}}], "versions[0].name: is required"),
-    ([{"name": "Thumb", "resize": {"width": 1}}],
-     "versions[0].name: 'Thumb' must be 1-40 characters of a-z, 0-9 and _"),
-    ([{"name": "a" * 41, "resize": {"width": 1}}],
-     f"versions[0].name: {'a' * 41!r} must be 1-40 characters of a-z, 0-9 and _"),
-    ([{"name": 7, "resize": {"width": 1}}], "versions[0].name: must be a string, not integer 7"),
-    ([{"name": "a", "resize": {"width": 1}}, {"name": "b", "resize": {"width": 1}},
-      {"name": "a", "resize": {"width": 2}}],
-     "versions[2].name: 'a' is already used by versions[0]"),
-    ([{"name": "a"}], "versions[0].resize: is required (give width, height or both)"),
-    ([{"name": "a", "resize": [200]}], "versions[0].resize: must be a mapping, not list"),
-    ([{"name": "a", "resize": {"fit": "cover"}}], "versions[0].resize: needs width, height or both"),
-    (resize(depth=3),
-     ("versions[0].resize: unknown key 'depth' (allowed: width, height, fit, position, background, "
-      "without_enlargement)")),
-    (resize(width=0), "versions[0].resize.width: 0 is out of range 1..10000"),
-    (resize(height=10001), "versions[0].resize.height: 10001 is out of range 1..10000"),
-    (resize(width="200"), "versions[0].resize.width: must be an integer, not string '200'"),
-    (resize(width=200.0), "versions[0].resize.width: must be an integer, not float 200.0"),
-    (resize(width=True), "versions[0].resize.width: must be an integer, not boolean True"),
-    (resize(fit="squash"),
-     "versions[0].resize.fit: 'squash' is not one of cover, contain, fill, inside, outside"),
-    (resize(position="middle"),
-     ("versions[0].resize.position: 'middle' is not one of center, top, right_top, right, right_bottom, "
-      "bottom, left_bottom, left, left_top, entropy, attention")),
-    (resize(background="white"),
-     "versions[0].resize.background: 'white' is not a hex colour like #rgb, #rrggbb or #rrggbbaa"),
-    (resize(background="#12345"),
-     "versions[0].resize.background: '#12345' is not a hex colour like #rgb, #rrggbb or #rrggbbaa"),
-    (resize(without_enlargement="yes"),
-     "versions[0].resize.without_enlargement: must be a boolean (true or false), not string 'yes'"),
-    (resize(without_enlargement=1),
-     "versions[0].resize.without_enlargement: must be a boolean (true or false), not integer 1"),
-    (output(format="gif"), "versions[0].output.format: 'gif' is not one of webp, jpeg, png, avif"),
-    (output(quality=0), "versions[0].output.quality: 0 is out of range 1..100"),
-    (output(quality=101), "versions[0].output.quality: 101 is out of range 1..100"),
-    (output(quality=None), "versions[0].output.quality: must be an integer, not null"),
-    (output(progressive=True), "versions[0].output.progressive: only applies to jpeg and png, not webp"),
-    (output(lossless=True),
-     "versions[0].output: unknown key 'lossless' (allowed: format, quality, progressive)"),
-    (manipulate(blur=-1), "versions[0].manipulate.blur: -1 is out of range 0..1000"),
-    (manipulate(blur=1000.5), "versions[0].manipulate.blur: 1000.5 is out of range 0..1000"),
-    (manipulate(blur=float("nan")), "versions[0].manipulate.blur: nan is out of range 0..1000"),
-    (manipulate(blur=False), "versions[0].manipulate.blur: must be a number, not boolean False"),
-    (manipulate(greyscale="true"),
-     "versions[0].manipulate.greyscale: must be a boolean (true or false), not string 'true'"),
-    (manipulate(flatten=True), "versions[0].manipulate.flatten: must be a string, not boolean True"),
-    (manipulate(sharpen=1),
-     "versions[0].manipulate: unknown key 'sharpen' (allowed: greyscale, blur, flatten)"),
-])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"name": "a"}, "versions: must be a list, not mapping"),
+        ("thumb", "versions: must be a list, not string 'thumb'"),
+        (
+            [{"name": f"v{i}", "resize": {"width": 1}} for i in range(11)],
+            "versions: at most 10 versions are allowed, got 11",
+        ),
+        (["thumb"], "versions[0]: must be a mapping, not string 'thumb'"),
+        (
+            [{"name": "a", "resize": {"width": 1}, "size": 3}],
+            "versions[0]: unknown key 'size' (allowed: name, resize, output, manipulate)",
+        ),
+        ([{"resize": {"width": 1}}], "versions[0].name: is required"),
+        (
+            [{"name": "Thumb", "resize": {"width": 1}}],
+            "versions[0].name: 'Thumb' must be 1-40 characters of a-z, 0-9 and _",
+        ),
+        (
+            [{"name": "a" * 41, "resize": {"width": 1}}],
+            f"versions[0].name: {'a' * 41!r} must be 1-40 characters of a-z, 0-9 and _",
+        ),
+        ([{"name": 7, "resize": {"width": 1}}], "versions[0].name: must be a string, not integer 7"),
+        (
+            [
+                {"name": "a", "resize": {"width": 1}},
+                {"name": "b", "resize": {"width": 1}},
+                {"name": "a", "resize": {"width": 2}},
+            ],
+            "versions[2].name: 'a' is already used by versions[0]",
+        ),
+        ([{"name": "a"}], "versions[0].resize: is required (give width, height or both)"),
+        ([{"name": "a", "resize": [200]}], "versions[0].resize: must be a mapping, not list"),
+        ([{"name": "a", "resize": {"fit": "cover"}}], "versions[0].resize: needs width, height or both"),
+        (
+            resize(depth=3),
+            (
+                "versions[0].resize: unknown key 'depth' (allowed: width, height, fit, position, background, "
+                "without_enlargement)"
+            ),
+        ),
+        (resize(width=0), "versions[0].resize.width: 0 is out of range 1..10000"),
+        (resize(height=10001), "versions[0].resize.height: 10001 is out of range 1..10000"),
+        (resize(width="200"), "versions[0].resize.width: must be an integer, not string '200'"),
+        (resize(width=200.0), "versions[0].resize.width: must be an integer, not float 200.0"),
+        (resize(width=True), "versions[0].resize.width: must be an integer, not boolean True"),
+        (resize(fit="squash"), "versions[0].resize.fit: 'squash' is not one of cover, contain, fill, inside, outside"),
+        (
+            resize(position="middle"),
+            (
+                "versions[0].resize.position: 'middle' is not one of center, top, right_top, right, right_bottom, "
+                "bottom, left_bottom, left, left_top, entropy, attention"
+            ),
+        ),
+        (
+            resize(background="white"),
+            "versions[0].resize.background: 'white' is not a hex colour like #rgb, #rrggbb or #rrggbbaa",
+        ),
+        (
+            resize(background="#12345"),
+            "versions[0].resize.background: '#12345' is not a hex colour like #rgb, #rrggbb or #rrggbbaa",
+        ),
+        (
+            resize(without_enlargement="yes"),
+            "versions[0].resize.without_enlargement: must be a boolean (true or false), not string 'yes'",
+        ),
+        (
+            resize(without_enlargement=1),
+            "versions[0].resize.without_enlargement: must be a boolean (true or false), not integer 1",
+        ),
+        (output(format="gif"), "versions[0].output.format: 'gif' is not one of webp, jpeg, png, avif"),
+        (output(quality=0), "versions[0].output.quality: 0 is out of range 1..100"),
+        (output(quality=101), "versions[0].output.quality: 101 is out of range 1..100"),
+        (output(quality=None), "versions[0].output.quality: must be an integer, not null"),
+        (output(progressive=True), "versions[0].output.progressive: only applies to jpeg and png, not webp"),
+        (output(lossless=True), "versions[0].output: unknown key 'lossless' (allowed: format, quality, progressive)"),
+        (manipulate(blur=-1), "versions[0].manipulate.blur: -1 is out of range 0..1000"),
+        (manipulate(blur=1000.5), "versions[0].manipulate.blur: 1000.5 is out of range 0..1000"),
+        (manipulate(blur=float("nan")), "versions[0].manipulate.blur: nan is out of range 0..1000"),
+        (manipulate(blur=False), "versions[0].manipulate.blur: must be a number, not boolean False"),
+        (
+            manipulate(greyscale="true"),
+            "versions[0].manipulate.greyscale: must be a boolean (true or false), not string 'true'",
+        ),
+        (manipulate(flatten=True), "versions[0].manipulate.flatten: must be a string, not boolean True"),
+        (manipulate(sharpen=1), "versions[0].manipulate: unknown key 'sharpen' (allowed: greyscale, blur, flatten)"),
+    ],
+)
 def test_errors_name_the_path_and_the_problem(raw: object, message: str) -> None:
     assert error_for(raw) == message
 

@@ -34,9 +34,7 @@ REGISTRY = "https://registry.npmjs.org"
 CDN = "https://unpkg.com/"
 LICENCE_NAMES = ("LICENSE", "LICENSE.md", "LICENSE.txt", "license", "LICENCE")
 
-_ASSET = re.compile(
-    r'(?:src|href)="' + re.escape(CDN) + r'(?P<path>[^"]+)"\s+integrity="(?P<integrity>sha\d+-[^"]+)"'
-)
+_ASSET = re.compile(r'(?:src|href)="' + re.escape(CDN) + r'(?P<path>[^"]+)"\s+integrity="(?P<integrity>sha\d+-[^"]+)"')
 
 
 @dataclass(frozen=True)
