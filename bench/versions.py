@@ -39,27 +39,12 @@ from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.imaging import prepare, render_version
-from app.version_spec import VersionSpec, parse_versions
+from app.settings import ROOT
+from app.tables import load_tables
+from app.version_spec import VersionSpec
 
-PHOTOS_VERSIONS = parse_versions(
-    [
-        {
-            "name": "thumb",
-            "resize": {"width": 200, "height": 200, "fit": "cover", "position": "center"},
-            "output": {"format": "webp", "quality": 80},
-        },
-        {
-            "name": "medium",
-            "resize": {"width": 800, "fit": "inside"},
-            "output": {"format": "jpeg", "quality": 85, "progressive": True},
-        },
-        {
-            "name": "large",
-            "resize": {"width": 1600, "height": 1600, "fit": "inside", "without_enlargement": True},
-            "output": {"format": "webp", "quality": 80},
-        },
-    ]
-)
+# The three example versions: those of app/schema/photos.yml, as the server reads them.
+PHOTOS_VERSIONS = load_tables(ROOT / "app" / "schema")["photos"].properties["image"].upload_options().versions
 ROUNDS = 6
 CONCURRENCY = os.cpu_count() or 1
 RSS_TARGET_MB = 300

@@ -22,6 +22,8 @@ from app.imaging import (
     probe,
     render_version,
 )
+from app.settings import ROOT
+from app.tables import load_tables
 from app.version_spec import VersionSpec, parse_versions
 
 RED, GREEN, BLUE, WHITE, BLACK = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255), (0, 0, 0)
@@ -430,25 +432,8 @@ def test_truncated_jpeg_is_refused_not_rendered_grey(photo: bytes) -> None:
 
 # --- one decode for several versions ------------------------------------------------------
 
-PHOTOS = parse_versions(
-    [  # the three versions of app/schema/photos.yml
-        {
-            "name": "thumb",
-            "resize": {"width": 200, "height": 200, "fit": "cover", "position": "center"},
-            "output": {"format": "webp", "quality": 80},
-        },
-        {
-            "name": "medium",
-            "resize": {"width": 800, "fit": "inside"},
-            "output": {"format": "jpeg", "quality": 85, "progressive": True},
-        },
-        {
-            "name": "large",
-            "resize": {"width": 1600, "height": 1600, "fit": "inside", "without_enlargement": True},
-            "output": {"format": "webp", "quality": 80},
-        },
-    ]
-)
+# The three versions of app/schema/photos.yml, as the server reads them.
+PHOTOS = load_tables(ROOT / "app" / "schema")["photos"].properties["image"].upload_options().versions
 
 
 @pytest.fixture(scope="module")
