@@ -202,9 +202,7 @@ class Uploads:
         fields, conditions = post_fields_and_conditions(limits, safe_name, include_content_type=include_content_type)
         upload_url, payload = await self.storage.presign_post(key, fields, conditions, expires_in)
         # Signing is local computation: nothing happened yet if the pending cap refuses the row.
-        await self.quota.issue(
-            self._issue_values(caller, table, prop, token, "post", safe_name and key, limits, expires_at, safe_name)
-        )
+        await self._record_issue(caller, table, prop, token, "post", safe_name and key, limits, expires_at, safe_name)
         return PresignedUpload(
             upload_url=upload_url,
             payload=payload,
@@ -288,38 +286,6 @@ class Uploads:
             headers=issued.headers,
         )
 
-    @staticmethod
-    def _issue_values(
-        caller: Caller,
-        table: str,
-        prop: str,
-        token: str,
-        method: str,
-        key: str | None,
-        limits: UploadLimits,
-        expires_at: datetime,
-        file_name: str | None,
-        **extra: Any,
-    ) -> dict[str, Any]:
-        return {
-            "token": token,
-            "table": table,
-            "property_name": prop,
-            "owner": caller.subject,
-            "method": method,
-            "key": key or None,
-            "min_size": limits.min_size,
-            "max_size": limits.max_size,
-            "content_types": list(limits.content_types),
-            "declared_content_type": limits.declared_content_type,
-            "acl": limits.acl,
-            "content_disposition": limits.disposition,
-            "cache_control": limits.cache_control,
-            "file_name": file_name,
-            "expires_at": expires_at,
-            **extra,
-        }
-
     async def _record_issue(
         self,
         caller: Caller,
@@ -333,9 +299,27 @@ class Uploads:
         file_name: str | None,
         **extra: Any,
     ) -> int:
-        """Write an issued PUT or multipart upload, under the caller's pending cap; returns its id."""
-        values = self._issue_values(caller, table, prop, token, method, key, limits, expires_at, file_name, **extra)
-        return await self.quota.issue(values)
+        """Write an issued upload (POST, PUT or multipart), under the caller's pending cap; returns its id."""
+        return await self.quota.issue(
+            {
+                "token": token,
+                "table": table,
+                "property_name": prop,
+                "owner": caller.subject,
+                "method": method,
+                "key": key or None,
+                "min_size": limits.min_size,
+                "max_size": limits.max_size,
+                "content_types": list(limits.content_types),
+                "declared_content_type": limits.declared_content_type,
+                "acl": limits.acl,
+                "content_disposition": limits.disposition,
+                "cache_control": limits.cache_control,
+                "file_name": file_name,
+                "expires_at": expires_at,
+                **extra,
+            }
+        )
 
     # -- verify --------------------------------------------------------------------------------
     async def verify(

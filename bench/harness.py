@@ -102,7 +102,8 @@ def make_bucket(endpoint: str, bucket: str) -> None:
     s3.create_bucket(Bucket=bucket)
 
 
-async def _pg(sql: str) -> None:
+async def pg_admin(sql: str) -> None:
+    """Run one statement as the PostgreSQL admin (CREATE/DROP DATABASE of the benchmarks)."""
     import asyncpg
 
     conn = await asyncpg.connect(PG_ADMIN.replace("postgres://", "postgresql://", 1))
@@ -123,14 +124,14 @@ def database(kind: str, name: str | None = None) -> Iterator[str]:
             yield url
         return
     name = name or f"bench_{os.getpid()}"
-    asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}"'))
-    asyncio.run(_pg(f'CREATE DATABASE "{name}"'))
+    asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}"'))
+    asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
     try:
         url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
         asyncio.run(db.migrate(url))
         yield url
     finally:
-        asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def app_env(storage: str, bucket: str, database_url: str) -> dict[str, str]:

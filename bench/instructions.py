@@ -36,7 +36,7 @@ import jwt
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import cycle as cycles
-from bench.harness import PG_ADMIN, app_env, free_port, make_bucket, moto_server, wait_http
+from bench.harness import PG_ADMIN, app_env, free_port, make_bucket, moto_server, pg_admin, wait_http
 from bench.presign import MUTATION
 from bench.records import CREATE, PDF, PRESIGN, RECORDS, gql
 
@@ -44,21 +44,12 @@ from bench.records import CREATE, PDF, PRESIGN, RECORDS, gql
 @contextmanager
 def database(kind: str, app: Path) -> Iterator[str]:
     """A fresh database migrated by the checkout under test's own migrations."""
-    import asyncpg
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(PG_ADMIN.replace("postgres://", "postgresql://", 1))
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
     with tempfile.TemporaryDirectory() as tmp:
         name = f"bench_instructions_{os.getpid()}"
         url = f"sqlite://{tmp}/bench.sqlite3" if kind == "sqlite" else PG_ADMIN.rsplit("/", 1)[0] + "/" + name
         if kind == "postgres":
-            asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}"'))
-            asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+            asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}"'))
+            asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
         try:
             migrate = f"import asyncio; from app import db; asyncio.run(db.migrate({url!r}))"
             env = {**os.environ, "PYTHONPATH": str(app)}
@@ -66,7 +57,7 @@ def database(kind: str, app: Path) -> Iterator[str]:
             yield url
         finally:
             if kind == "postgres":
-                asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def instructions(dump: str) -> int:
