@@ -5,9 +5,10 @@ a token cannot pick its own (no `alg: none`, no HS256 signed with the public key
 required; `iss` and `aud` are checked when configured. Without either key the server runs in
 anonymous mode: every caller is anonymous and records have no owner.
 
-Transports call `authenticate(request)`; GraphQL does it in `GraphQLApp.get_context`, REST handlers
-can do the same. A missing header gives an anonymous caller (the transport decides what anonymous callers may
-do); a present but bad header always raises `Unauthenticated`.
+Transports call `Authenticator.authenticate(request)` (GraphQL in `GraphQLApp.get_context`), or
+`authenticate_writer(request)` for an endpoint that changes something (REST). A missing header gives an
+anonymous caller (the transport decides what anonymous callers may do); a present but bad header always
+raises `Unauthenticated`.
 """
 
 from __future__ import annotations
@@ -80,6 +81,14 @@ class Authenticator:
             raise Unauthenticated("this server runs without auth and accepts no tokens; drop the Authorization header")
         return Caller(subject=self.verify(token.strip()))
 
+    def authenticate_writer(self, request: Request) -> Caller:
+        """As `authenticate`, for endpoints that change something: with auth on, an anonymous caller
+        gets Unauthenticated, as GraphQL mutations do."""
+        caller = self.authenticate(request)
+        if self.enabled and caller.subject is None:
+            raise Unauthenticated("this operation needs a token: send 'Authorization: Bearer <jwt>'")
+        return caller
+
     @staticmethod
     def anonymous(request: Request) -> Caller:
         return Caller(subject=None, address=request.client.host if request.client else None)
@@ -133,14 +142,3 @@ class Authenticator:
 def _reason(exc: Exception) -> str:
     """PyJWT's messages name claims and algorithms, never key material; keep them short."""
     return str(exc)[:200] or type(exc).__name__
-
-
-def authenticate(request: Request, *, write: bool = False) -> Caller:
-    """The caller of a request to an app built by create_app (for REST handlers). `write=True` for
-    endpoints that change something: with auth on, an anonymous caller gets Unauthenticated, as
-    GraphQL mutations do."""
-    authenticator: Authenticator = request.app.state.services.auth
-    caller = authenticator.authenticate(request)
-    if write and authenticator.enabled and caller.subject is None:
-        raise Unauthenticated("this operation needs a token: send 'Authorization: Bearer <jwt>'")
-    return caller

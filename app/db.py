@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from tortoise import Tortoise
 from tortoise.context import TortoiseContext
 
-from app.settings import ROOT
+from app.settings import ROOT, Settings
 
 MODELS = ["app.models", "aerich.models"]
 MIGRATIONS = ROOT / "migrations"
@@ -50,8 +49,12 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
     }
 
 
-# Read by aerich (`aerich -c aerich.ini ...`).
-TORTOISE_ORM = tortoise_config(os.environ.get("DATABASE_URL") or "sqlite://var/uploads.sqlite3")
+def __getattr__(name: str) -> Any:
+    # aerich (`aerich -c aerich.ini ...`) reads `app.db.TORTOISE_ORM`: computed when asked for, so
+    # importing this module never reads the settings.
+    if name == "TORTOISE_ORM":
+        return tortoise_config(Settings.from_env().database_url)
+    raise AttributeError(name)
 
 
 async def migrate(database_url: str) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 # Client-supplied ids are honoured only when they cannot forge log lines or bloat them.
 _SANE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
-LOG_FORMATS = ("json", "text")
+LOG_FORMATS = ("auto", "json", "text")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
 # Attributes every LogRecord has; anything else was passed with `extra=` and belongs in the JSON.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "request_id"}
@@ -55,15 +56,19 @@ class JsonFormatter(logging.Formatter):
 
 
 def make_handler(fmt: str, stream: TextIO | None = None) -> logging.Handler:
+    """`auto`: lines for a person when the stream is a terminal, JSON for a log collector otherwise."""
     if fmt not in LOG_FORMATS:
-        raise ValueError(f"LOG_FORMAT={fmt!r} must be json or text")
-    handler: logging.Handler = logging.StreamHandler(stream) if stream is not None else logging.StreamHandler()
+        raise ValueError(f"LOG_FORMAT={fmt!r} must be auto, json or text")
+    stream = stream if stream is not None else sys.stderr
+    if fmt == "auto":
+        fmt = "text" if stream.isatty() else "json"
+    handler: logging.Handler = logging.StreamHandler(stream)
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     return handler
 
 
-def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
+def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
     """Replace the root handlers with one of ours (uvicorn's loggers propagate to it)."""
     root = logging.getLogger()
     for old in list(root.handlers):

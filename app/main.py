@@ -1,10 +1,10 @@
-"""create_app(settings): wires settings, tables, storage, database and transports. Nothing else."""
+"""create_app(settings): wires the services (app/services.py) to the transports. Nothing else."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,54 +21,24 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from app import db
-from app.auth import Authenticator
 from app.body_limit import BodySizeLimit
 from app.errors import AppError
 from app.graphiql import graphiql_html
 from app.graphql.context import Context
 from app.graphql.schema import build_schema, convert_error
-from app.keys import StorageUrls
 from app.metrics import ObserveMiddleware, count_mutations, metrics_endpoint
-from app.queue import Queue
-from app.records import Records
 from app.rest import RestApi
 from app.runtime import startup_objects_frozen
+from app.services import Services
 from app.settings import ROOT, Settings
-from app.storage import Storage
-from app.sweep import run_periodically
+from app.sweep import run_periodically, sweeper_for
 from app.tables import TableDef, load_tables
-from app.uploads import Uploads
-from app.versions import Versions
 from app.worker import Worker, stop_gracefully
 
 log = logging.getLogger("app")
 
 # The demo upload page: plain files, no build step.
 STATIC_DIR = ROOT / "app" / "static"
-
-
-class Services:
-    """The long-lived parts of one process, built once by create_app."""
-
-    def __init__(self, settings: Settings, tables: dict[str, TableDef]) -> None:
-        self.settings = settings
-        self.urls = StorageUrls(
-            bucket=settings.s3_bucket,
-            region=settings.s3_region,
-            endpoint_url=settings.s3_endpoint_url,
-            public_url=settings.s3_public_url,
-            cdn_base_url=settings.cdn_base_url,
-        )
-        self.storage = Storage(settings, self.urls)
-        self.queue = Queue(settings, settings.queue_url) if settings.queue_url else None
-        self.uploads = Uploads(settings, tables, self.storage, self.urls, on_attached=self.queue_versions)
-        self.records = Records(self.uploads)
-        self.versions = Versions(settings, tables, self.storage)
-        self.auth = Authenticator(settings)
-
-    async def queue_versions(self, upload_ids: Sequence[int]) -> None:
-        if self.queue is not None:
-            await self.queue.send([str(i) for i in upload_ids])
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -89,7 +59,14 @@ class GraphQLApp(GraphQL[Context, None]):
 
     async def get_context(self, request: Request, response: Response | None) -> Context:  # type: ignore[override]
         s = self.services
-        context = Context(request, response, s.uploads, s.records, s.auth.anonymous(request), None, s.auth.enabled)
+        context = Context(
+            request=request,
+            response=response,
+            uploads=s.uploads,
+            records=s.records,
+            caller=s.auth.anonymous(request),
+            auth_required=s.auth.enabled,
+        )
         try:
             context.caller = s.auth.authenticate(request)
         except AppError as exc:
@@ -104,16 +81,12 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        orm = await db.connect(settings.database_url)
-        try:
-            await services.storage.start()
+        async with services:
+            worker = None
             if services.queue is not None:
-                await services.queue.start()
-            worker = (
-                Worker(settings, services.versions, services.queue, periodic=[lambda: run_periodically(services)])
-                if services.queue
-                else None
-            )
+                sweeper = sweeper_for(services)
+                periodic = [lambda: run_periodically(sweeper)]
+                worker = Worker(settings, services.versions, services.queue, periodic=periodic)
             task = asyncio.create_task(worker.run()) if worker and settings.run_worker else None
             try:
                 with startup_objects_frozen():
@@ -121,11 +94,6 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
             finally:
                 if worker is not None and task is not None:
                     await stop_gracefully(worker, task)
-                if services.queue is not None:
-                    await services.queue.close()
-                await services.storage.close()
-        finally:
-            await db.disconnect(orm)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -170,7 +138,7 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
             Route("/graphql", graphql, methods=["GET", "POST", "OPTIONS"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
-            *RestApi(services.uploads, services.records).routes(),
+            *RestApi(services.uploads, services.records, services.auth).routes(),
             Route("/", demo_page),
             # GraphiQL's vendored bundle is 3.5 MB; gzip takes it to about 1 MB over the wire.
             Mount("/static", GZipMiddleware(StaticFiles(directory=STATIC_DIR), minimum_size=1024), name="static"),

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.auth import authenticate
+from app.auth import Authenticator
 from app.errors import AppError, BadUserInput
 from app.policy import ClientOptions
 from app.records import Records
@@ -24,12 +24,6 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
 UPLOAD_TYPES = ("attachment", "image", "upload")
-
-
-def request_caller(request: Request) -> Caller:
-    """The one place the REST layer learns who is calling: both endpoints change something, so with
-    JWT auth on an anonymous caller gets UNAUTHENTICATED, as GraphQL mutations do."""
-    return authenticate(request, write=True)
 
 
 class _TooLarge(BadUserInput):
@@ -94,9 +88,15 @@ def _error(exc: AppError) -> Response:
 
 
 class RestApi:
-    def __init__(self, uploads: Uploads, records: Records) -> None:
+    def __init__(self, uploads: Uploads, records: Records, auth: Authenticator) -> None:
         self.uploads = uploads
         self.records = records
+        self.auth = auth
+
+    def caller(self, request: Request) -> Caller:
+        """The one place the REST layer learns who is calling: both endpoints change something, so with
+        JWT auth on an anonymous caller gets UNAUTHENTICATED, as GraphQL mutations do."""
+        return self.auth.authenticate_writer(request)
 
     def routes(self) -> list[Route]:
         return [
@@ -104,13 +104,13 @@ class RestApi:
             Route("/upload/confirm", self._endpoint(self.confirm), methods=["POST"]),
         ]
 
-    @staticmethod
     def _endpoint(
+        self,
         handler: Callable[[Caller, dict[str, Any]], Awaitable[dict[str, Any]]],
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             try:
-                caller = request_caller(request)
+                caller = self.caller(request)
                 return JSONResponse(await handler(caller, await _json_body(request)))
             except AppError as exc:
                 return _error(exc)

@@ -10,9 +10,7 @@ with the previous run.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
-import os
 import signal
 import socket
 import subprocess
@@ -24,7 +22,7 @@ from dataclasses import dataclass
 
 from app import db
 from app.logs import configure_logging
-from app.settings import ROOT, Settings, SettingsError
+from app.settings import ROOT, Secret, Settings, SettingsError
 
 log = logging.getLogger("app.run")
 
@@ -80,27 +78,28 @@ def start_embedded_storage(host: str = "127.0.0.1", port: int = 9000) -> Embedde
     raise SystemExit("embedded storage did not start within 30 s")
 
 
-def wants_embedded(env: dict[str, str]) -> bool:
-    return not env.get("S3_ENDPOINT_URL") and not env.get("S3_BUCKET")
+def wants_embedded(settings: Settings) -> bool:
+    """No storage configured: neither an endpoint nor a bucket of its own (real AWS needs a bucket)."""
+    return not {"S3_ENDPOINT_URL", "S3_BUCKET"} & settings.given
 
 
-def prepare_environment(env: dict[str, str]) -> Embedded | None:
-    """Fill in the embedded defaults (storage, credentials, database) where nothing is configured."""
-    if not wants_embedded(env):
-        return None
-    embedded = start_embedded_storage(port=int(env.get("STORAGE_PORT", "9000")))
-    env["S3_ENDPOINT_URL"] = embedded.url
-    env.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    env.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    env["EMBEDDED_STORAGE"] = "true"
+def with_embedded_storage(settings: Settings) -> tuple[Settings, Embedded]:
+    """Start the embedded storage and fill in what it implies where nothing is configured."""
+    embedded = start_embedded_storage(port=settings.storage_port)
+    changes: dict[str, object] = {"s3_endpoint_url": embedded.url, "embedded_storage": True}
+    if "AWS_ACCESS_KEY_ID" not in settings.given:
+        changes["s3_access_key_id"] = "testing"
+    if "AWS_SECRET_ACCESS_KEY" not in settings.given:
+        changes["s3_secret_access_key"] = Secret("testing")
     # The version worker runs beside the API unless RUN_WORKER says otherwise.
-    env.setdefault("RUN_WORKER", "true")
-    if not env.get("DATABASE_URL"):
+    if "RUN_WORKER" not in settings.given:
+        changes["run_worker"] = True
+    if "DATABASE_URL" not in settings.given:
         path = ROOT / "var" / "embedded.sqlite3"
         for suffix in ("", "-wal", "-shm"):
             path.with_name(path.name + suffix).unlink(missing_ok=True)
-        env["DATABASE_URL"] = EMBEDDED_DB
-    return embedded
+        changes["database_url"] = EMBEDDED_DB
+    return settings.with_changes(**changes), embedded
 
 
 def page_origins(settings: Settings) -> tuple[str, ...]:
@@ -132,21 +131,19 @@ def prepare_queue(settings: Settings, embedded: Embedded) -> Settings:
     from app.queue import create_queue
 
     url = asyncio.run(create_queue(settings, embedded.url, "versions"))
-    return dataclasses.replace(settings, queue_url=url)
+    return settings.with_changes(queue_url=url)
 
 
 def main() -> None:
     try:
-        configure_logging(os.environ.get("LOG_FORMAT") or "json", os.environ.get("LOG_LEVEL") or "INFO")
-    except ValueError as exc:
+        settings = Settings.from_env()
+    except SettingsError as exc:
         raise SystemExit(f"configuration error: {exc}") from None
-    env = dict(os.environ)
-    embedded = prepare_environment(env)
+    configure_logging(settings.log_format, settings.log_level)
+    embedded = None
     try:
-        try:
-            settings = Settings.from_env(env)
-        except SettingsError as exc:
-            raise SystemExit(f"configuration error: {exc}") from None
+        if wants_embedded(settings):
+            settings, embedded = with_embedded_storage(settings)
         applied = asyncio.run(db.migrate(settings.database_url))
         log.info(
             "database %s: %s", settings.database_url.split("://")[0], f"applied {applied}" if applied else "up to date"

@@ -1,10 +1,16 @@
-"""One Settings object, read from the environment once; a bad value fails loudly with its name."""
+"""One Settings object, read from the environment once; a bad value fails loudly with its name.
+
+Every setting is declared once, below, with its variable, default, parser and a one-line description:
+`Settings.from_env` reads them, and the settings table of the docs is generated from the same
+declarations (`describe()`), so the two cannot drift. Nothing else in the app reads `os.environ`.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,26 +48,30 @@ class Secret:
         return hash(self._value)
 
 
-KEEP_ALIVE_SECONDS = 75
+# -- parsers: the raw, non-empty value of one variable -> the setting's value ----------------------
+# A parser raises SettingsError with the whole message, naming the variable.
+Parser = Callable[[str, str], Any]
 
 
-def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not an integer") from None
-    if not lo <= value <= hi:
-        raise SettingsError(f"{name}={value} is out of range {lo}..{hi}")
-    return value
+def integer(lo: int, hi: int) -> Parser:
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r} is not an integer") from None
+        if not lo <= value <= hi:
+            raise SettingsError(f"{name}={value} is out of range {lo}..{hi}")
+        return value
+
+    return parse
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
+def seconds(lo: int, hi: int) -> Parser:
+    as_int = integer(lo, hi)
+    return lambda name, raw: timedelta(seconds=as_int(name, raw))
+
+
+def boolean(name: str, raw: str) -> bool:
     lowered = raw.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
         return True
@@ -70,8 +80,12 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name}={raw!r} is not a boolean (use true or false)")
 
 
-def _url(env: Mapping[str, str], name: str) -> str | None:
-    raw = (env.get(name) or "").strip()
+def text(name: str, raw: str) -> str | None:
+    return raw.strip() or None
+
+
+def http_url(name: str, raw: str) -> str | None:
+    raw = raw.strip()
     if not raw:
         return None
     if not raw.startswith(("http://", "https://")):
@@ -79,58 +93,322 @@ def _url(env: Mapping[str, str], name: str) -> str | None:
     return raw.rstrip("/")
 
 
+def choice(*allowed: str) -> Parser:
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise SettingsError(f"{name}={raw!r} must be {', '.join(allowed[:-1])} or {allowed[-1]}")
+        return value
+
+    return parse
+
+
+def secret(name: str, raw: str) -> Secret:
+    return Secret(raw.strip())
+
+
+def origins(name: str, raw: str) -> tuple[str, ...]:
+    return tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+
+
+def database_url(name: str, raw: str) -> str:
+    raw = raw.strip()
+    if not raw.startswith(("sqlite://", "postgres://", "postgresql://", "asyncpg://")):
+        raise SettingsError(f"{name} must be sqlite://… or postgres://…, got {raw.split(':')[0]!r}://…")
+    return raw
+
+
+def directory(name: str, raw: str) -> Path:
+    path = Path(raw)
+    if not path.is_dir():
+        raise SettingsError(f"{name}={raw!r} is not a directory")
+    return path
+
+
+def bucket_name(name: str, raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        raise SettingsError(f"{name} is empty")
+    return value
+
+
+def pem_public_key(name: str, raw: str) -> Secret:
+    # A PEM in one environment line usually carries its line breaks as literal "\n".
+    return Secret(raw.strip().replace("\\n", "\n"))
+
+
+@dataclass(frozen=True)
+class Variable:
+    """How one setting is read: its variable, parser, description, and the variables it falls back to."""
+
+    env: str
+    parse: Parser
+    doc: str
+    group: str
+    fallback: tuple[str, ...] = ()
+    default_doc: str | None = None  # shown instead of the default value (computed or secret defaults)
+    keep_empty: bool = False  # an empty value is a value (e.g. a bucket name must not be empty)
+
+
+def setting(
+    env: str,
+    default: Any,
+    parse: Parser,
+    doc: str,
+    *,
+    group: str,
+    fallback: tuple[str, ...] = (),
+    default_doc: str | None = None,
+    keep_empty: bool = False,
+) -> Any:
+    meta = {"variable": Variable(env, parse, doc, group, fallback, default_doc, keep_empty)}
+    if callable(default) and not isinstance(default, type):
+        return field(default_factory=default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+KEEP_ALIVE_SECONDS = 75
+DEFAULT_DATABASE_URL = "sqlite://var/uploads.sqlite3"
+
+
+def _cpu_count() -> int:
+    return os.cpu_count() or 1
+
+
+def _no_secret() -> Secret:
+    return Secret("")
+
+
 @dataclass(frozen=True)
 class Settings:
-    database_url: str = "sqlite://var/uploads.sqlite3"
-    s3_bucket: str = "uploads"
-    s3_endpoint_url: str | None = None
-    s3_region: str = "us-east-1"
-    s3_access_key_id: str | None = None  # None: botocore's credential chain (IAM role, profile)
-    s3_secret_access_key: Secret = field(default_factory=lambda: Secret(""))
-    s3_session_token: Secret = field(default_factory=lambda: Secret(""))
-    s3_addressing_style: str = "auto"
-    s3_public_url: str | None = None
-    cdn_base_url: str | None = None
-    presign_expires_in: int = 900
-    schema_dir: Path = ROOT / "app" / "schema"
-    queue_url: str | None = None
-    cors_origins: tuple[str, ...] = ()
-    host: str = "127.0.0.1"
-    port: int = 8000
-    # How long an idle client connection is kept open. Longer than the idle timeouts of the clients
-    # and proxies in front (aiohttp 15 s, AWS ALB 60 s): when the server closes first, a client can
-    # send its next request on the connection just as it closes, and that request fails.
-    keep_alive_seconds: int = KEEP_ALIVE_SECONDS
-    debug: bool = False
-    embedded_storage: bool = False
-    # Image versions: the worker beside the API, leases, retries and the reconciler (README, "Image versions").
-    run_worker: bool = False
-    # Version jobs one worker process handles at once; each is one image (its versions rendered side by side).
-    worker_concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
-    version_lease_seconds: int = 300
-    version_max_attempts: int = 5
-    version_retry_base_seconds: int = 30
-    queue_wait_seconds: int = 20
-    reconcile_interval: int = 60
-    reconcile_after: int = 120
-    # The standalone worker's own /metrics and /healthz (README, "Observability"); port 0: not served.
-    worker_metrics_host: str = "127.0.0.1"
-    worker_metrics_port: int = 0
-    # Auth (SPEC §7): neither key set means explicit anonymous mode.
-    auth_jwt_secret: Secret = field(default_factory=lambda: Secret(""))
-    auth_jwt_public_key: Secret = field(default_factory=lambda: Secret(""))
-    auth_jwt_issuer: str | None = None
-    auth_jwt_audience: str | None = None
-    # GraphQL and HTTP limits: cheap rejections before any resolver runs.
-    max_body_bytes: int = 1_048_576
-    graphql_max_depth: int = 10
-    graphql_max_aliases: int = 30
-    graphql_max_tokens: int = 2000
-    graphql_introspection: bool = True
-    graphiql: bool = True
-    # Per-caller upload limits.
-    presign_rate_per_minute: int = 60
-    max_pending_uploads: int = 100
+    # -- database ---------------------------------------------------------------------------------
+    database_url: str = setting(
+        "DATABASE_URL",
+        DEFAULT_DATABASE_URL,
+        database_url,
+        "Where records live: `sqlite://path` (relative to the project) or `postgres://user@host/db`.",
+        group="Database",
+    )
+    # -- storage ----------------------------------------------------------------------------------
+    s3_bucket: str = setting(
+        "S3_BUCKET", "uploads", bucket_name, "The bucket every file goes to.", group="Storage", keep_empty=True
+    )
+    s3_endpoint_url: str | None = setting(
+        "S3_ENDPOINT_URL",
+        None,
+        http_url,
+        "An S3-compatible endpoint (SeaweedFS, MinIO, R2, moto); unset: AWS S3 itself.",
+        group="Storage",
+    )
+    s3_region: str = setting(
+        "S3_REGION", "us-east-1", text, "The bucket's region.", group="Storage", fallback=("AWS_DEFAULT_REGION",)
+    )
+    s3_access_key_id: str | None = setting(
+        "AWS_ACCESS_KEY_ID",
+        None,
+        text,
+        "Access key for storage (and the queue); unset: botocore's credential chain (IAM role, profile).",
+        group="Storage",
+    )
+    s3_secret_access_key: Secret = setting(
+        "AWS_SECRET_ACCESS_KEY", _no_secret, secret, "Secret key for storage and the queue.", group="Storage"
+    )
+    s3_session_token: Secret = setting(
+        "AWS_SESSION_TOKEN", _no_secret, secret, "Session token of temporary credentials.", group="Storage"
+    )
+    s3_addressing_style: str = setting(
+        "S3_ADDRESSING_STYLE",
+        "auto",
+        choice("auto", "path", "virtual"),
+        "`auto` (virtual-hosted on AWS, path-style on a custom endpoint), `path` or `virtual`.",
+        group="Storage",
+    )
+    s3_public_url: str | None = setting(
+        "S3_PUBLIC_URL",
+        None,
+        http_url,
+        "The storage endpoint as browsers reach it, when it differs from S3_ENDPOINT_URL.",
+        group="Storage",
+    )
+    cdn_base_url: str | None = setting(
+        "CDN_BASE_URL", None, http_url, "Public files resolve to this base URL + the key.", group="Storage"
+    )
+    presign_expires_in: int = setting(
+        "PRESIGN_EXPIRES_IN", 900, integer(60, 604800), "Seconds a presigned upload stays valid.", group="Storage"
+    )
+    embedded_storage: bool = setting(
+        "EMBEDDED_STORAGE",
+        False,
+        boolean,
+        "Set by `make run` when it started its own storage (then the bucket is created with CORS rules).",
+        group="Storage",
+    )
+    storage_port: int = setting(
+        "STORAGE_PORT",
+        9000,
+        integer(1, 65535),
+        "Port of the embedded storage that `make run` starts when no storage is configured.",
+        group="Storage",
+    )
+    # -- tables -----------------------------------------------------------------------------------
+    schema_dir: Path = setting(
+        "SCHEMA_DIR",
+        ROOT / "app" / "schema",
+        directory,
+        "Folder of the table YAML files.",
+        group="Tables",
+        default_doc="app/schema",
+    )
+    # -- queue and worker -------------------------------------------------------------------------
+    queue_url: str | None = setting(
+        "QUEUE_URL", None, text, "SQS queue of version jobs; unset with `make run`: an embedded one.", group="Worker"
+    )
+    run_worker: bool = setting(
+        "RUN_WORKER",
+        False,
+        boolean,
+        "Run the version worker inside the API process (`make run` sets it).",
+        group="Worker",
+    )
+    worker_concurrency: int = setting(
+        "WORKER_CONCURRENCY",
+        _cpu_count,
+        integer(1, 256),
+        "Jobs (images) one worker process handles at once.",
+        group="Worker",
+        default_doc="the CPU count",
+    )
+    version_lease_seconds: int = setting(
+        "VERSION_LEASE_SECONDS", 300, integer(1, 43200), "How long a worker holds a version it builds.", group="Worker"
+    )
+    version_max_attempts: int = setting(
+        "VERSION_MAX_ATTEMPTS", 5, integer(1, 100), "Attempts before a version is marked failed.", group="Worker"
+    )
+    version_retry_base_seconds: int = setting(
+        "VERSION_RETRY_BASE_SECONDS",
+        30,
+        integer(0, 43200),
+        "First retry delay of a failed job; doubles per attempt (at most an hour).",
+        group="Worker",
+    )
+    queue_wait_seconds: int = setting(
+        "QUEUE_WAIT_SECONDS", 20, integer(0, 20), "Long-poll wait of one queue receive.", group="Worker"
+    )
+    reconcile_interval: int = setting(
+        "RECONCILE_INTERVAL",
+        60,
+        integer(1, 86400),
+        "Seconds between reconciler rounds (re-queues versions whose job was lost).",
+        group="Worker",
+    )
+    reconcile_after: int = setting(
+        "RECONCILE_AFTER",
+        120,
+        integer(0, 86400),
+        "A pending version nobody holds is re-queued once its upload was saved this many seconds ago.",
+        group="Worker",
+    )
+    worker_metrics_host: str = setting(
+        "WORKER_METRICS_HOST", "127.0.0.1", text, "Where a standalone worker serves /metrics.", group="Worker"
+    )
+    worker_metrics_port: int = setting(
+        "WORKER_METRICS_PORT",
+        0,
+        integer(0, 65535),
+        "Port of a standalone worker's /metrics and /healthz; 0: not served.",
+        group="Worker",
+    )
+    sweep_grace: timedelta = setting(
+        "SWEEP_GRACE",
+        timedelta(hours=1),
+        seconds(0, 30 * 86400),
+        "Seconds after expiry before a never-saved upload is removed (never before a save could succeed).",
+        group="Worker",
+        default_doc="3600",
+    )
+    sweep_interval: timedelta = setting(
+        "SWEEP_INTERVAL",
+        timedelta(minutes=5),
+        seconds(1, 86400),
+        "Seconds between passes of the clean-up sweep.",
+        group="Worker",
+        default_doc="300",
+    )
+    # -- HTTP -------------------------------------------------------------------------------------
+    host: str = setting("HOST", "127.0.0.1", text, "Address the API listens on.", group="HTTP")
+    port: int = setting("PORT", 8000, integer(1, 65535), "Port the API listens on.", group="HTTP")
+    # Longer than the idle timeouts of the clients and proxies in front (aiohttp 15 s, AWS ALB 60 s):
+    # when the server closes first, a client can send its next request just as it closes, and fail.
+    keep_alive_seconds: int = setting(
+        "KEEP_ALIVE_SECONDS",
+        KEEP_ALIVE_SECONDS,
+        integer(1, 3600),
+        "How long an idle client connection is kept open.",
+        group="HTTP",
+    )
+    cors_origins: tuple[str, ...] = setting(
+        "CORS_ORIGINS", (), origins, "Comma-separated origins allowed to call the API from a browser.", group="HTTP"
+    )
+    debug: bool = setting(
+        "DEBUG", False, boolean, "Show unexpected errors' messages to clients (never in production).", group="HTTP"
+    )
+    log_format: str = setting(
+        "LOG_FORMAT",
+        "auto",
+        choice("auto", "json", "text"),
+        "`json`, `text`, or `auto`: text on a terminal, JSON otherwise.",
+        group="HTTP",
+    )
+    log_level: str = setting(
+        "LOG_LEVEL", "INFO", choice("debug", "info", "warning", "error"), "Lowest level logged.", group="HTTP"
+    )
+    # -- security ---------------------------------------------------------------------------------
+    auth_jwt_secret: Secret = setting(
+        "AUTH_JWT_SECRET", _no_secret, secret, "HS256 key of bearer tokens (at least 32 characters).", group="Security"
+    )
+    auth_jwt_public_key: Secret = setting(
+        "AUTH_JWT_PUBLIC_KEY", _no_secret, pem_public_key, "RS256 PEM public key of bearer tokens.", group="Security"
+    )
+    auth_jwt_issuer: str | None = setting(
+        "AUTH_JWT_ISSUER", None, text, "Required `iss` of bearer tokens.", group="Security"
+    )
+    auth_jwt_audience: str | None = setting(
+        "AUTH_JWT_AUDIENCE", None, text, "Required `aud` of bearer tokens.", group="Security"
+    )
+    max_body_bytes: int = setting(
+        "MAX_BODY_BYTES", 1_048_576, integer(1024, 64 * 1_048_576), "Largest request body accepted.", group="Security"
+    )
+    graphql_max_depth: int = setting(
+        "GRAPHQL_MAX_DEPTH", 10, integer(2, 100), "Deepest selection a GraphQL document may nest.", group="Security"
+    )
+    graphql_max_aliases: int = setting(
+        "GRAPHQL_MAX_ALIASES", 30, integer(1, 1000), "Most aliases in one GraphQL document.", group="Security"
+    )
+    graphql_max_tokens: int = setting(
+        "GRAPHQL_MAX_TOKENS", 2000, integer(50, 100_000), "Most tokens in one GraphQL document.", group="Security"
+    )
+    graphql_introspection: bool = setting(
+        "GRAPHQL_INTROSPECTION", True, boolean, "Answer introspection queries.", group="Security"
+    )
+    graphiql: bool = setting("GRAPHIQL", True, boolean, "Serve GraphiQL at GET /graphql.", group="Security")
+    presign_rate_per_minute: int = setting(
+        "PRESIGN_RATE_PER_MINUTE",
+        60,
+        integer(1, 100_000),
+        "Presigns one caller may ask for per minute.",
+        group="Security",
+    )
+    max_pending_uploads: int = setting(
+        "MAX_PENDING_UPLOADS",
+        100,
+        integer(1, 1_000_000),
+        "Presigned, unsaved, unexpired uploads one caller may hold.",
+        group="Security",
+    )
+
+    # The variables the environment set (non-empty): `make run` fills in embedded parts only where
+    # nothing was configured.
+    given: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @property
     def auth_enabled(self) -> bool:
@@ -139,75 +417,72 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        style = env.get("S3_ADDRESSING_STYLE", "auto")
-        if style not in ("auto", "path", "virtual"):
-            raise SettingsError(f"S3_ADDRESSING_STYLE={style!r} must be auto, path or virtual")
-        bucket = env.get("S3_BUCKET", "uploads").strip()
-        if not bucket:
-            raise SettingsError("S3_BUCKET is empty")
-        schema_dir = Path(env.get("SCHEMA_DIR") or ROOT / "app" / "schema")
-        if not schema_dir.is_dir():
-            raise SettingsError(f"SCHEMA_DIR={str(schema_dir)!r} is not a directory")
-        database_url = env.get("DATABASE_URL") or "sqlite://var/uploads.sqlite3"
-        if not database_url.startswith(("sqlite://", "postgres://", "postgresql://", "asyncpg://")):
-            raise SettingsError(
-                f"DATABASE_URL must be sqlite://… or postgres://…, got {database_url.split(':')[0]!r}://…"
-            )
-        origins = tuple(o.strip().rstrip("/") for o in env.get("CORS_ORIGINS", "").split(",") if o.strip())
-        return cls(
-            database_url=database_url,
-            s3_bucket=bucket,
-            s3_endpoint_url=_url(env, "S3_ENDPOINT_URL"),
-            s3_region=env.get("S3_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
-            s3_access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
-            s3_secret_access_key=Secret(env.get("AWS_SECRET_ACCESS_KEY", "")),
-            s3_session_token=Secret(env.get("AWS_SESSION_TOKEN", "")),
-            s3_addressing_style=style,
-            s3_public_url=_url(env, "S3_PUBLIC_URL"),
-            cdn_base_url=_url(env, "CDN_BASE_URL"),
-            presign_expires_in=_int(env, "PRESIGN_EXPIRES_IN", 900, 60, 604800),
-            schema_dir=schema_dir,
-            queue_url=(env.get("QUEUE_URL") or "").strip() or None,
-            cors_origins=origins,
-            host=env.get("HOST") or "127.0.0.1",
-            port=_int(env, "PORT", 8000, 1, 65535),
-            keep_alive_seconds=_int(env, "KEEP_ALIVE_SECONDS", KEEP_ALIVE_SECONDS, 1, 3600),
-            debug=_bool(env, "DEBUG", False),
-            embedded_storage=_bool(env, "EMBEDDED_STORAGE", False),
-            run_worker=_bool(env, "RUN_WORKER", False),
-            worker_concurrency=_int(env, "WORKER_CONCURRENCY", os.cpu_count() or 1, 1, 256),
-            version_lease_seconds=_int(env, "VERSION_LEASE_SECONDS", 300, 1, 43200),
-            version_max_attempts=_int(env, "VERSION_MAX_ATTEMPTS", 5, 1, 100),
-            version_retry_base_seconds=_int(env, "VERSION_RETRY_BASE_SECONDS", 30, 0, 43200),
-            queue_wait_seconds=_int(env, "QUEUE_WAIT_SECONDS", 20, 0, 20),
-            reconcile_interval=_int(env, "RECONCILE_INTERVAL", 60, 1, 86400),
-            reconcile_after=_int(env, "RECONCILE_AFTER", 120, 0, 86400),
-            worker_metrics_host=(env.get("WORKER_METRICS_HOST") or "").strip() or "127.0.0.1",
-            worker_metrics_port=_int(env, "WORKER_METRICS_PORT", 0, 0, 65535),
-            **_security(env),
-        )
+        values: dict[str, Any] = {}
+        given: set[str] = set()
+        for name, variable in _variables():
+            for env_name in (variable.env, *variable.fallback):
+                raw = env.get(env_name)
+                if raw is not None and (raw.strip() or variable.keep_empty):
+                    values[name] = variable.parse(env_name, raw)
+                    given.add(env_name)
+                    break
+        settings = cls(**values, given=frozenset(given))
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Rules across settings."""
+        if self.auth_jwt_secret and self.auth_jwt_public_key:
+            raise SettingsError("set AUTH_JWT_SECRET (HS256) or AUTH_JWT_PUBLIC_KEY (RS256), not both")
+        if self.auth_jwt_secret and len(self.auth_jwt_secret.value) < 32:
+            raise SettingsError("AUTH_JWT_SECRET must be at least 32 characters")
+        if self.auth_jwt_public_key and "BEGIN PUBLIC KEY" not in self.auth_jwt_public_key.value:
+            raise SettingsError("AUTH_JWT_PUBLIC_KEY must be a PEM public key (-----BEGIN PUBLIC KEY-----)")
+
+    def with_changes(self, **changes: Any) -> Settings:
+        """A copy with some settings replaced (what `make run` fills in for its embedded parts)."""
+        return replace(self, **changes)
 
 
-def _security(env: Mapping[str, str]) -> dict[str, Any]:
-    secret = Secret(env.get("AUTH_JWT_SECRET", "").strip())
-    public_key = Secret(env.get("AUTH_JWT_PUBLIC_KEY", "").strip().replace("\\n", "\n"))
-    if secret and public_key:
-        raise SettingsError("set AUTH_JWT_SECRET (HS256) or AUTH_JWT_PUBLIC_KEY (RS256), not both")
-    if secret and len(secret.value) < 32:
-        raise SettingsError("AUTH_JWT_SECRET must be at least 32 characters")
-    if public_key and "BEGIN PUBLIC KEY" not in public_key.value:
-        raise SettingsError("AUTH_JWT_PUBLIC_KEY must be a PEM public key (-----BEGIN PUBLIC KEY-----)")
-    return {
-        "auth_jwt_secret": secret,
-        "auth_jwt_public_key": public_key,
-        "auth_jwt_issuer": (env.get("AUTH_JWT_ISSUER") or "").strip() or None,
-        "auth_jwt_audience": (env.get("AUTH_JWT_AUDIENCE") or "").strip() or None,
-        "max_body_bytes": _int(env, "MAX_BODY_BYTES", 1_048_576, 1024, 64 * 1_048_576),
-        "graphql_max_depth": _int(env, "GRAPHQL_MAX_DEPTH", 10, 2, 100),
-        "graphql_max_aliases": _int(env, "GRAPHQL_MAX_ALIASES", 30, 1, 1000),
-        "graphql_max_tokens": _int(env, "GRAPHQL_MAX_TOKENS", 2000, 50, 100_000),
-        "graphql_introspection": _bool(env, "GRAPHQL_INTROSPECTION", True),
-        "graphiql": _bool(env, "GRAPHIQL", True),
-        "presign_rate_per_minute": _int(env, "PRESIGN_RATE_PER_MINUTE", 60, 1, 100_000),
-        "max_pending_uploads": _int(env, "MAX_PENDING_UPLOADS", 100, 1, 1_000_000),
-    }
+def _variables() -> Iterator[tuple[str, Variable]]:
+    for f in fields(Settings):
+        variable = f.metadata.get("variable")
+        if isinstance(variable, Variable):
+            yield f.name, variable
+
+
+@dataclass(frozen=True)
+class Described:
+    """One row of the settings table in the docs."""
+
+    env: str
+    default: str
+    doc: str
+    group: str
+
+
+def describe() -> list[Described]:
+    """Every setting with its variable, default and description, in declaration order."""
+    rows = []
+    for f in fields(Settings):
+        variable = f.metadata.get("variable")
+        if not isinstance(variable, Variable):
+            continue
+        if variable.default_doc is not None:
+            default = variable.default_doc
+        else:
+            value = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc,operator]
+            default = _shown(value)
+        names = " / ".join((variable.env, *variable.fallback))
+        rows.append(Described(names, default, variable.doc, variable.group))
+    return rows
+
+
+def _shown(value: Any) -> str:
+    if value is None or value == () or (isinstance(value, Secret) and not value):
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, timedelta):
+        return str(int(value.total_seconds()))
+    return str(value)

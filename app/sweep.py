@@ -9,26 +9,23 @@
   an upload is claimed (`issued` -> `expiring`) with a conditional update before anything is deleted,
   so a concurrent save either wins (and the sweep skips it) or fails cleanly.
 
-`python -m app.sweep` runs one pass; the worker calls `run_periodically(services, interval)`.
+`python -m app.sweep` runs one pass; the worker calls `run_periodically(sweeper)`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from app.errors import AppError
 from app.keys import key_prefix
 from app.models import Upload
-from app.settings import _int
-
-if TYPE_CHECKING:
-    from app.main import Services
+from app.services import Services
+from app.settings import Settings
+from app.storage import Storage
+from app.uploads import Uploads
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +33,17 @@ BATCH = 200
 
 
 @dataclass(frozen=True)
-class SweepSettings:
-    grace: timedelta = timedelta(hours=1)  # SWEEP_GRACE seconds after expires_at
-    interval: float = 300.0  # SWEEP_INTERVAL seconds between passes of run_periodically
+class SweepConfig:
+    grace: timedelta = timedelta(hours=1)  # after expires_at (SWEEP_GRACE)
+    interval: float = 300.0  # seconds between passes of run_periodically (SWEEP_INTERVAL)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> SweepSettings:
-        env = os.environ if env is None else env
-        return cls(
-            grace=timedelta(seconds=_int(env, "SWEEP_GRACE", 3600, 0, 30 * 86400)),
-            interval=float(_int(env, "SWEEP_INTERVAL", 300, 1, 86400)),
-        )
+    def of(cls, settings: Settings) -> SweepConfig:
+        return cls(grace=settings.sweep_grace, interval=settings.sweep_interval.total_seconds())
+
+
+def sweeper_for(services: Services) -> Sweeper:
+    return Sweeper(services.storage, services.uploads, SweepConfig.of(services.settings))
 
 
 @dataclass
@@ -59,15 +56,15 @@ class SweepReport:
 
 
 class Sweeper:
-    def __init__(self, services: Services, settings: SweepSettings | None = None) -> None:
-        self.storage = services.storage
-        self.uploads = services.uploads
-        self.settings = settings or SweepSettings.from_env()
+    def __init__(self, storage: Storage, uploads: Uploads, config: SweepConfig) -> None:
+        self.storage = storage
+        self.uploads = uploads
+        self.config = config
 
     async def run_once(self, now: datetime | None = None) -> SweepReport:
         now = now or self.uploads.clock()
         # Never earlier than a confirm could still succeed (expiry plus the confirm grace).
-        grace = max(self.settings.grace, self.uploads.confirm_grace)
+        grace = max(self.config.grace, self.uploads.confirm_grace)
         report = SweepReport()
         stale = [
             u.id
@@ -104,13 +101,10 @@ class Sweeper:
         return True
 
 
-async def run_periodically(
-    services: Services, interval: float | None = None, *, settings: SweepSettings | None = None
-) -> None:
+async def run_periodically(sweeper: Sweeper, interval: float | None = None) -> None:
     """Sweep forever, every `interval` seconds (SWEEP_INTERVAL by default); a failed pass is logged
     and the next one runs as usual. Cancel the task to stop."""
-    sweeper = Sweeper(services, settings)
-    pause = interval if interval is not None else sweeper.settings.interval
+    pause = interval if interval is not None else sweeper.config.interval
     while True:
         try:
             report = await sweeper.run_once()
@@ -122,22 +116,8 @@ async def run_periodically(
 
 
 async def _main() -> SweepReport:
-    from app import db
-    from app.main import Services
-    from app.settings import Settings
-    from app.tables import load_tables
-
-    settings = Settings.from_env()
-    services = Services(settings, load_tables(settings.schema_dir))
-    orm = await db.connect(settings.database_url)
-    try:
-        await services.storage.start()
-        try:
-            return await Sweeper(services).run_once()
-        finally:
-            await services.storage.close()
-    finally:
-        await db.disconnect(orm)
+    async with Services(Settings.from_env()) as services:
+        return await sweeper_for(services).run_once()
 
 
 if __name__ == "__main__":

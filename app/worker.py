@@ -34,12 +34,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app import db, metrics
+from app import metrics
 from app.errors import AppError
 from app.logs import configure_logging
 from app.queue import Message, Queue
 from app.runtime import startup_objects_frozen
+from app.services import Services
 from app.settings import Settings, SettingsError
+from app.sweep import run_periodically, sweeper_for
 from app.versions import Versions
 
 log = logging.getLogger(__name__)
@@ -265,47 +267,38 @@ async def serving_status(worker: Worker, sock: socket.socket) -> AsyncIterator[N
 
 
 async def main(settings: Settings) -> None:
-    from app.main import Services
-    from app.sweep import run_periodically
-    from app.tables import load_tables
-
     if not settings.queue_url:
         raise SystemExit("QUEUE_URL is not set: the worker needs the queue that the API sends version jobs to")
     host, port = settings.worker_metrics_host, settings.worker_metrics_port
     sock = listen(host, port) if port else None
-    services = Services(settings, load_tables(settings.schema_dir))
-    queue = services.queue
-    assert queue is not None
-    orm = await db.connect(settings.database_url)
-    await services.storage.start()
-    await queue.start()
     try:
-        worker = Worker(settings, services.versions, queue, periodic=[lambda: run_periodically(services)])
-        async with contextlib.AsyncExitStack() as stack:
-            if sock is not None:
-                await stack.enter_async_context(serving_status(worker, sock))
-                log.info("worker metrics on http://%s:%d/metrics (health: /healthz)", host, port)
-            task = asyncio.create_task(worker.run())
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, worker.stop)
-            log.info("worker %d listening on %s; sweeping every SWEEP_INTERVAL", os.getpid(), settings.queue_url)
-            stack.enter_context(startup_objects_frozen())
-            await task  # the status endpoint answers (503) until the job in hand is done
+        async with Services(settings) as services:
+            queue = services.queue
+            assert queue is not None
+            sweeper = sweeper_for(services)
+            worker = Worker(settings, services.versions, queue, periodic=[lambda: run_periodically(sweeper)])
+            async with contextlib.AsyncExitStack() as stack:
+                if sock is not None:
+                    await stack.enter_async_context(serving_status(worker, sock))
+                    log.info("worker metrics on http://%s:%d/metrics (health: /healthz)", host, port)
+                task = asyncio.create_task(worker.run())
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(sig, worker.stop)
+                log.info("worker %d listening on %s; sweeping every SWEEP_INTERVAL", os.getpid(), settings.queue_url)
+                stack.enter_context(startup_objects_frozen())
+                await task  # the status endpoint answers (503) until the job in hand is done
     finally:
         if sock is not None:
             sock.close()
-        await queue.close()
-        await services.storage.close()
-        await db.disconnect(orm)
 
 
 def cli() -> None:
     try:
-        configure_logging(os.environ.get("LOG_FORMAT") or "json", os.environ.get("LOG_LEVEL") or "INFO")
         settings = Settings.from_env()
-    except (SettingsError, ValueError) as exc:
+    except SettingsError as exc:
         raise SystemExit(f"configuration error: {exc}") from None
+    configure_logging(settings.log_format, settings.log_level)
     asyncio.run(main(settings))
 
 

@@ -18,11 +18,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app import db
-from app.main import Services, create_app
+from app.main import create_app
 from app.policy import ClientOptions
+from app.services import Services
 from app.settings import Settings
-from app.tables import load_tables
 
 
 def api() -> Starlette:
@@ -31,15 +30,12 @@ def api() -> Starlette:
 
 def bare() -> Starlette:
     settings = Settings.from_env()
-    services = Services(settings, load_tables(settings.schema_dir))
+    services = Services(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        orm = await db.connect(settings.database_url)
-        await services.storage.start()
-        yield
-        await services.storage.close()
-        await db.disconnect(orm)
+        async with services:
+            yield
 
     async def presign(request: Request) -> Response:
         body = json.loads(await request.body())

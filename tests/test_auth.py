@@ -233,21 +233,22 @@ def test_auth_settings_fail_loudly_and_never_print_the_secret() -> None:
 async def test_authenticate_for_other_transports(authed: Harness) -> None:
     from starlette.requests import Request
 
-    from app.auth import authenticate
     from app.errors import Unauthenticated
+
+    auth = authed.app.state.services.auth
 
     def request(**headers: str) -> Request:
         raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
         scope = {"type": "http", "headers": raw, "app": authed.app, "client": ("10.0.0.7", 5000)}
         return Request(scope)
 
-    assert authenticate(request(**bearer("carol")), write=True).subject == "carol"
-    anonymous = authenticate(request())
+    assert auth.authenticate_writer(request(**bearer("carol"))).subject == "carol"
+    anonymous = auth.authenticate(request())
     assert anonymous.subject is None and anonymous.address == "10.0.0.7"
     with pytest.raises(Unauthenticated):
-        authenticate(request(), write=True)
+        auth.authenticate_writer(request())
     with pytest.raises(Unauthenticated):
-        authenticate(request(Authorization="Bearer " + token(exp=1)))
+        auth.authenticate(request(Authorization="Bearer " + token(exp=1)))
 
 
 class Clock:

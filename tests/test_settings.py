@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
-from app.settings import Settings, SettingsError
+from app.settings import ROOT, Settings, SettingsError, describe
 
 
 @pytest.mark.parametrize(
@@ -45,3 +46,29 @@ def test_defaults_and_secrets() -> None:
 def test_worker_concurrency_defaults_to_the_cpu_count() -> None:
     assert Settings.from_env({}).worker_concurrency == (os.cpu_count() or 1)
     assert Settings.from_env({"WORKER_CONCURRENCY": "3"}).worker_concurrency == 3
+
+
+def test_every_setting_is_described_once() -> None:
+    rows = describe()
+    names = [r.env.split(" / ")[0] for r in rows]
+    assert len(names) == len(set(names))
+    assert {"DATABASE_URL", "S3_BUCKET", "LOG_FORMAT", "SWEEP_GRACE", "STORAGE_PORT"} <= set(names)
+    assert all(r.doc and r.group for r in rows)
+    secret_row = next(r for r in rows if r.env == "AWS_SECRET_ACCESS_KEY")
+    assert secret_row.default == ""
+
+
+def test_given_names_what_the_environment_set() -> None:
+    s = Settings.from_env({"S3_BUCKET": "b", "PORT": "", "AWS_DEFAULT_REGION": "eu-west-1"})
+    assert s.given == {"S3_BUCKET", "AWS_DEFAULT_REGION"} and s.s3_region == "eu-west-1"
+
+
+def test_only_settings_reads_the_environment() -> None:
+    # embedded_storage.py is a program of its own (moto's server, which reads MOTO_PORT), not the app.
+    readers = [
+        path.relative_to(ROOT)
+        for path in (ROOT / "app").rglob("*.py")
+        if path.name not in ("settings.py", "embedded_storage.py")
+        and re.search(r"os\.environ|getenv\(", path.read_text())
+    ]
+    assert readers == []

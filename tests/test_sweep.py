@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from app.models import Upload
-from app.settings import ROOT
-from app.sweep import Sweeper, SweepSettings, run_periodically
+from app.settings import ROOT, Settings
+from app.sweep import SweepConfig, Sweeper, run_periodically, sweeper_for
 from tests import files
 from tests.conftest import Harness, post_form, uploaded_key
 from tests.gql import ATTACHMENT_PRESIGN, IMAGE_PRESIGN, RECORD
@@ -31,7 +31,8 @@ async def big(harness_factory: Any, tmp_path: Path) -> Harness:
 
 
 def sweeper(h: Harness) -> Sweeper:
-    return Sweeper(h.app.state.services, SweepSettings(grace=timedelta(hours=1)))
+    services = h.app.state.services
+    return Sweeper(services.storage, services.uploads, SweepConfig(grace=timedelta(hours=1)))
 
 
 async def test_orphans_go_confirmed_files_stay(big: Harness) -> None:
@@ -112,9 +113,9 @@ async def test_discarded_files_are_deleted_again(h: Harness) -> None:
 
 
 def test_settings_from_environment() -> None:
-    settings = SweepSettings.from_env({"SWEEP_GRACE": "120", "SWEEP_INTERVAL": "30"})
-    assert settings == SweepSettings(grace=timedelta(seconds=120), interval=30.0)
-    assert SweepSettings.from_env({}) == SweepSettings(grace=timedelta(hours=1), interval=300.0)
+    settings = Settings.from_env({"SWEEP_GRACE": "120", "SWEEP_INTERVAL": "30"})
+    assert SweepConfig.of(settings) == SweepConfig(grace=timedelta(seconds=120), interval=30.0)
+    assert SweepConfig.of(Settings.from_env({})) == SweepConfig(grace=timedelta(hours=1), interval=300.0)
 
 
 async def test_python_m_app_sweep_runs_one_pass(h: Harness) -> None:
@@ -153,7 +154,7 @@ async def test_run_periodically_sweeps_until_cancelled(h: Harness) -> None:
     await h.ok(SAVE, record_vars("photos", "image", key))
     await Upload.filter(key=key).update(status="discarded", record_id=None)
 
-    task = asyncio.create_task(run_periodically(h.app.state.services, 0.05))
+    task = asyncio.create_task(run_periodically(sweeper_for(h.app.state.services), 0.05))
     try:
         for _ in range(100):
             if not await h.keys():
