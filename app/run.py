@@ -12,15 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 
 from app import db
+from app.embedded import process as processes
+from app.embedded.process import EmbeddedProcess
 from app.logs import configure_logging
 from app.settings import ROOT, Secret, Settings, SettingsError
 
@@ -29,53 +27,27 @@ log = logging.getLogger("app.run")
 EMBEDDED_DB = "sqlite://var/embedded.sqlite3"
 
 
-@dataclass
-class Embedded:
-    url: str
-    process: subprocess.Popen[bytes]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
+def _moto_answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url + "/moto-api/", timeout=1).close()
+    except (urllib.error.URLError, OSError):
+        return False
     return True
 
 
-def start_embedded_storage(host: str = "127.0.0.1", port: int = 9000) -> Embedded:
-    """A moto server in server mode; waits until it answers."""
-    if not _port_free(host, port):
-        raise SystemExit(
-            f"embedded storage: port {port} on {host} is taken; set STORAGE_PORT to a free port "
-            "or S3_ENDPOINT_URL to use a storage that is already running"
-        )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.embedded_storage", "-H", host, "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def start_embedded_storage(host: str = "127.0.0.1", port: int = 9000) -> EmbeddedProcess:
+    """A moto server in server mode; returns once it answers."""
     url = f"http://{host}:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"embedded storage exited with code {process.returncode}")
-        try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=1).close()
-            return Embedded(url, process)
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.1)
-    process.kill()
-    raise SystemExit("embedded storage did not start within 30 s")
+    try:
+        return processes.start(
+            "embedded storage",
+            [sys.executable, "-m", "app.embedded_storage", "-H", host, "-p", str(port)],
+            url=url,
+            ready=lambda: _moto_answers(url),
+            ports=[(host, port, "STORAGE_PORT (or S3_ENDPOINT_URL to use a storage that is already running)")],
+        )
+    except processes.EmbeddedError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def wants_embedded(settings: Settings) -> bool:
@@ -83,10 +55,10 @@ def wants_embedded(settings: Settings) -> bool:
     return not {"S3_ENDPOINT_URL", "S3_BUCKET"} & settings.given
 
 
-def with_embedded_storage(settings: Settings) -> tuple[Settings, Embedded]:
+def with_embedded_storage(settings: Settings) -> tuple[Settings, EmbeddedProcess]:
     """Start the embedded storage and fill in what it implies where nothing is configured."""
-    embedded = start_embedded_storage(port=settings.storage_port)
-    changes: dict[str, object] = {"s3_endpoint_url": embedded.url, "embedded_storage": True}
+    storage = start_embedded_storage(port=settings.storage_port)
+    changes: dict[str, object] = {"s3_endpoint_url": storage.url, "embedded_storage": True}
     if "AWS_ACCESS_KEY_ID" not in settings.given:
         changes["s3_access_key_id"] = "testing"
     if "AWS_SECRET_ACCESS_KEY" not in settings.given:
@@ -99,7 +71,7 @@ def with_embedded_storage(settings: Settings) -> tuple[Settings, Embedded]:
         for suffix in ("", "-wal", "-shm"):
             path.with_name(path.name + suffix).unlink(missing_ok=True)
         changes["database_url"] = EMBEDDED_DB
-    return settings.with_changes(**changes), embedded
+    return settings.with_changes(**changes), storage
 
 
 def page_origins(settings: Settings) -> tuple[str, ...]:
@@ -124,7 +96,7 @@ async def prepare_storage(settings: Settings) -> None:
         await storage.close()
 
 
-def prepare_queue(settings: Settings, embedded: Embedded) -> Settings:
+def prepare_queue(settings: Settings, embedded: EmbeddedProcess) -> Settings:
     """Without QUEUE_URL, the embedded moto server is the queue too (SQS over HTTP, with a DLQ)."""
     if settings.queue_url:
         return settings
@@ -159,7 +131,7 @@ def main() -> None:
             embedded.stop()
 
 
-def serve(settings: Settings, embedded: Embedded | None) -> None:
+def serve(settings: Settings, embedded: EmbeddedProcess | None) -> None:
     import uvicorn
 
     from app.main import create_app
