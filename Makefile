@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Reinstall whenever pyproject.toml changes.
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run worker test test-deps install lint schema migration clean sweep graphiql-assets
+.PHONY: run worker test test-deps install lint schema migration clean sweep graphiql-assets docs docs-build
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,15 @@ tests/js/node_modules/.package-lock.json: tests/js/package-lock.json
 	@if command -v npm >/dev/null; then cd tests/js && npm ci --no-audit --no-fund && touch node_modules/.package-lock.json; \
 	else echo "test-deps: npm is missing: install Node.js 20+ (the Apollo test fails without it)" >&2; fi
 
+# The docs site on http://127.0.0.1:8001, rebuilt on every change (mkdocs.yml; `make test` builds it
+# with --strict in tests/test_docs.py). NO_MKDOCS_2_WARNING silences Material's notice about MkDocs 2.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve --dev-addr 127.0.0.1:8001
+
+# The static site in site/, as tests/test_docs.py builds it.
+docs-build: install
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
 lint: install
 	$(VENV)/bin/ruff check app tests bench tools
 	$(VENV)/bin/ruff format --check app tests bench tools
@@ -60,7 +69,7 @@ schema: install
 graphiql-assets: install
 	$(PY) tools/vendor_graphiql.py
 
-# After changing app/models.py: write a migration (see README, "Migrations").
+# After changing app/models.py: write a migration (see docs/development.md, "Migrations").
 migration: install
 	$(VENV)/bin/aerich -c aerich.ini migrate --name $(or $(NAME),change)
 
@@ -69,4 +78,4 @@ sweep: install
 	$(PY) -m app.sweep
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var site .pytest_cache .mypy_cache .ruff_cache

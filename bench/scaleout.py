@@ -266,7 +266,7 @@ async def scrape(bases: list[str]) -> WorkerMetrics:
 
 async def queue_depth(settings: Settings, queue_url: str) -> int:
     """Messages still in the queue once every version is built: ids the reconciler re-sent while
-    they were only waiting behind the backlog (harmless duplicates, see README)."""
+    they were only waiting behind the backlog (harmless duplicates, see docs/versions.md, "The reconciler")."""
     queue = Queue(settings, queue_url)
     await queue.start()
     try:

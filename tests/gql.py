@@ -1,4 +1,4 @@
-"""GraphQL documents the tests (and the README's example session) use."""
+"""GraphQL documents the tests (and the example session of docs/getting-started.md) use."""
 
 IMAGE_PRESIGN = """
 mutation($table: String!, $prop: String!, $type: String, $name: String, $len: ContentLengthRange) {

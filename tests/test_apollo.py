@@ -1,16 +1,23 @@
 """Apollo Client 4 (from npm) runs the upload flow against the server as `make run` starts it, and
-finds our error codes in `CombinedGraphQLErrors.errors[].extensions.code` (tests/js/apollo_flow.mjs)."""
+finds our error codes in `CombinedGraphQLErrors.errors[].extensions.code` (tests/js/apollo_flow.mjs);
+the Apollo recipe of docs/frontend.md runs as it is written."""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import shutil
 import subprocess
 
+import httpx
 import pytest
 
 from app.settings import ROOT
+from tests import files
+from tests.gql import RECORD
 from tests.live import LiveServer, live_server
+from tests.recipes import recipe
 
 __all__ = ["live_server"]  # a fixture, imported for pytest
 
@@ -40,3 +47,50 @@ def test_apollo_client_flow_and_error_codes(node: str, live_server: LiveServer) 
     assert summary["ok"] is True
     steps = ["tables", "image_presign_url", "POST to storage", "record_create", "versions", "error codes"]
     assert summary["steps"] == steps
+
+
+# Appended to the docs' Apollo recipe: upload a real PNG, then a file the property refuses.
+RECIPE_DRIVER = """
+const png = Buffer.from(process.env.RECIPE_PNG_BASE64, "base64");
+const id = await uploadPhoto(new File([png], "cat.png", { type: "image/png" }));
+let codes = null;
+try {
+  await uploadPhoto(new File(["not an image ".repeat(100)], "notes.txt", { type: "text/plain" }));
+} catch (error) {
+  codes = errorCodes(error);
+}
+console.log(JSON.stringify({ id, codes }));
+"""
+
+
+def test_docs_apollo_recipe_uploads_and_reads_our_codes(node: str, live_server: LiveServer) -> None:
+    """The Apollo recipe of docs/frontend.md as written, its server address pointed at the test server.
+    The module is written under node_modules so that Node resolves its imports from tests/js."""
+    source = recipe("apollo")
+    assert source.count("http://127.0.0.1:8000/graphql") == 1
+    module = JS / "node_modules" / ".recipes" / f"apollo-{os.getpid()}.mjs"
+    module.parent.mkdir(exist_ok=True)
+    module.write_text(source.replace("http://127.0.0.1:8000", live_server.url) + RECIPE_DRIVER)
+    png = files.png()
+    try:
+        run = subprocess.run(
+            [node, str(module)],
+            cwd=JS,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "RECIPE_PNG_BASE64": base64.b64encode(png).decode()},
+        )
+    finally:
+        module.unlink()
+    assert run.returncode == 0, f"the recipe failed:\n{run.stdout}\n{run.stderr}\nserver log:\n{live_server.log()}"
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["codes"] == ["CONTENT_TYPE_NOT_ALLOWED"]
+    answer = httpx.post(
+        live_server.url + "/graphql",
+        json={"query": RECORD, "variables": {"id": result["id"], "prop": "image"}},
+        timeout=10,
+    ).json()
+    url = answer["data"]["record"]["upload"]["url"]
+    assert url.endswith("/cat.png")
+    assert httpx.get(url, timeout=10).content == png

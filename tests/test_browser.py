@@ -1,13 +1,17 @@
 """The demo page in headless Chromium (Debian's, driven by Playwright): a user picks an image and a
 PDF, watches them upload, sees them listed with their versions, downloads the private PDF through its
-signed link, and reads errors in words. Also GraphiQL at /graphql."""
+signed link, and reads errors in words. Also GraphiQL at /graphql, and the docs' plain fetch recipes
+(docs/frontend.md) run as they are written."""
 
 from __future__ import annotations
 
+import base64
 import io
 import re
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from PIL import Image
 
@@ -15,6 +19,7 @@ from app.graphiql import EXAMPLE_DOCUMENT
 from tests import files
 from tests.browser_support import ARTIFACTS, browser, page, playwright_api
 from tests.live import LiveServer, live_server
+from tests.recipes import recipe
 
 pytestmark = pytest.mark.browser
 # How long the page may take to show the thumb version: the worker builds it in the background.
@@ -225,3 +230,68 @@ def test_drop_zone_works_from_the_keyboard_and_by_dropping(page: object, live_se
     )
     dropped = page.locator("#queue li").filter(has_text="dropped.svg")  # type: ignore[attr-defined]
     expect(dropped).to_contain_text("This file type (image/svg+xml) is not accepted.")
+
+
+# -- the docs' plain fetch recipes (docs/frontend.md), run as they are written ----------------------
+RECIPES_HTML = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>fetch recipes</title></head><body></body></html>'
+)
+
+# Calls one recipe function with a File made of the given bytes; returns what it resolved to, or the
+# message and code of what it threw.
+CALL_RECIPE = """async ([fn, name, type, b64]) => {
+  const file = new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name, { type });
+  try { return { data: await window[fn](file) }; }
+  catch (error) { return { error: error.message, code: error.code ?? null }; }
+}"""
+
+
+def open_fetch_recipes(page: object, live: LiveServer) -> None:
+    """A blank document on the server's origin (as tests/test_uppy_browser.py opens one, so Chromium puts
+    it in the loopback address space like the storage it sends to) holding both fetch recipes."""
+    page.route(live.url + "/favicon.ico", lambda route: route.fulfill(status=204))  # type: ignore[attr-defined]
+    page.goto(live.url + "/healthz")  # type: ignore[attr-defined]
+    page.set_content(RECIPES_HTML)  # type: ignore[attr-defined]
+    page.add_script_tag(content=recipe("fetch-post"))  # type: ignore[attr-defined]
+    page.add_script_tag(content=recipe("fetch-put"))  # type: ignore[attr-defined]
+
+
+def call_recipe(page: object, fn: str, name: str, content_type: str, data: bytes) -> dict[str, Any]:
+    result: dict[str, Any] = page.evaluate(  # type: ignore[attr-defined]
+        CALL_RECIPE, [fn, name, content_type, base64.b64encode(data).decode()]
+    )
+    return result
+
+
+def test_fetch_post_recipe_uploads_saves_and_reports_our_codes(page: object, live_server: LiveServer) -> None:
+    open_fetch_recipes(page, live_server)
+    png = files.png()
+    saved = call_recipe(page, "uploadPhoto", "cat.png", "image/png", png)
+    assert "error" not in saved, saved
+    record = saved["data"]["record_create"]
+    assert record["id"]
+    url = record["property_upload"]["url"]
+    assert url.endswith("/cat.png")
+    assert httpx.get(url, timeout=10).content == png  # the bytes the browser sent, served by storage
+
+    html_as_png = call_recipe(page, "uploadPhoto", "fake.png", "image/png", files.HTML)
+    assert html_as_png["code"] == "CONTENT_MISMATCH", html_as_png
+    refused = call_recipe(page, "uploadPhoto", "notes.txt", "text/plain", b"x" * 2048)
+    assert refused["code"] == "CONTENT_TYPE_NOT_ALLOWED", refused
+
+
+def test_fetch_put_recipe_uploads_a_private_document_with_its_checksum(page: object, live_server: LiveServer) -> None:
+    open_fetch_recipes(page, live_server)
+    pdf = files.pdf()
+    saved = call_recipe(page, "uploadDocument", "cv.pdf", "application/pdf", pdf)
+    assert "error" not in saved, saved
+    upload = saved["data"]["record_create"]["property_upload"]
+    assert (upload["size"], upload["content_type"]) == (len(pdf), "application/pdf")
+    # A private file: the URL is a signed GET, and it serves the very bytes as an attachment.
+    assert "X-Amz-Signature=" in upload["url"]
+    got = httpx.get(upload["url"], timeout=10)
+    assert got.content == pdf
+    assert got.headers["content-disposition"].startswith("attachment")
+
+    refused = call_recipe(page, "uploadDocument", "notes.txt", "text/plain", b"x" * 2048)
+    assert refused["code"] == "CONTENT_TYPE_NOT_ALLOWED", refused

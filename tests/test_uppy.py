@@ -1,4 +1,4 @@
-"""Uppy's AwsS3 plugin (non-multipart) with the README's `getUploadParameters` recipe: the recipe maps
+"""Uppy's AwsS3 plugin (non-multipart) with the docs' `getUploadParameters` recipe (docs/frontend.md): the recipe maps
 image_presign_url onto {method, url, fields, headers}; Uppy POSTs `fields` in their order with the
 file last in a field named "file". Uppy 5 appends the file's data as it has it (often a Blob, which
 browsers send with the file name "blob"), so the recipe always presigns with `file_name`: the key is
@@ -17,7 +17,7 @@ from tests.gql import IMAGE_PRESIGN, RECORD_CREATE
 
 
 def get_upload_parameters(presigned: dict[str, Any]) -> dict[str, Any]:
-    """The README recipe's mapping, line for line."""
+    """The docs recipe's mapping, line for line."""
     return {
         "method": presigned["method"],
         "url": presigned["upload_url"],

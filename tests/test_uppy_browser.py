@@ -1,4 +1,4 @@
-"""Real Uppy in headless Chromium: the README's Uppy recipe, taken from README.md as it is written, runs
+"""Real Uppy in headless Chromium: the docs' Uppy recipes, taken from docs/frontend.md as they are written, run
 with Uppy's prebuilt browser bundle (tests/js/node_modules/uppy, pinned in tests/js/package.json)
 against `python -m app.run`. The page is a blank document on the server's origin, written and filled
 by Playwright (the bundle is injected from node_modules), so no server code exists for this test."""
@@ -20,6 +20,7 @@ from tests.browser_support import ARTIFACTS, browser, page, playwright_api
 from tests.gql import IMAGE_PRESIGN, RECORD, RECORDS
 from tests.large import MIB, SAVE, schema_dir
 from tests.live import LiveServer, live_server, start_live_server, stop_live_server
+from tests.recipes import recipe, section
 
 pytestmark = pytest.mark.browser
 
@@ -30,41 +31,34 @@ UPPY_DIST = ROOT / "tests" / "js" / "node_modules" / "uppy" / "dist"
 UPPY_CORE_VERSION, UPPY_AWS_S3_VERSION = "5.2.0", "5.1.0"
 BLANK_HTML = (
     '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-    "<title>Uppy and the README recipe</title></head>"
+    "<title>Uppy and the docs recipe</title></head>"
     '<body><div id="dashboard"></div></body></html>'
 )
-README_IMPORTS = ['import Uppy from "@uppy/core";', 'import AwsS3 from "@uppy/aws-s3";']
+RECIPE_IMPORTS = ['import Uppy from "@uppy/core";', 'import AwsS3 from "@uppy/aws-s3";']
 LIMIT = 10240 * 1024  # photos.image: content_length.lte is 10240 KiB
 
 
-def readme_uppy_recipe() -> str:
-    """The js block after the README's "**Uppy 5**" paragraph, its two imports swapped for the bundle's
-    globals (the README says that is all that changes with the bundle)."""
-    readme = (ROOT / "README.md").read_text()
-    heading = readme.index("**Uppy 5**")
-    start = readme.index("```js\n", heading) + len("```js\n")
-    block = readme[start : readme.index("```", start)]
-    lines = block.splitlines()
-    assert [line for line in lines if line.startswith("import ")] == README_IMPORTS
-    assert "const { Uppy, AwsS3 } = window.Uppy;" in readme[heading:]
+def docs_uppy_recipe() -> str:
+    """The js block of the docs' "Uppy: form POST" recipe, its two imports swapped for the bundle's
+    globals (the page says that is all that changes with the bundle)."""
+    lines = recipe("uppy-post").splitlines()
+    assert [line for line in lines if line.startswith("import ")] == RECIPE_IMPORTS
+    assert "const { Uppy, AwsS3 } = window.Uppy;" in section("uppy-post")
     body = "\n".join(line for line in lines if not line.startswith("import "))
     return "(() => {\nconst { Uppy, AwsS3 } = window.Uppy;\n" + body + "\nwindow.uppy = uppy;\n})();"
 
 
-def readme_multipart_recipe() -> str:
-    """The js block of the README's "### Multipart" section, which configures an existing `uppy`: run
+def docs_multipart_recipe() -> str:
+    """The js block of the docs' "Uppy: multipart" recipe, which configures an existing `uppy`: run
     with the bundle's globals and a bare `new Uppy()` in front of it."""
-    readme = (ROOT / "README.md").read_text()
-    heading = readme.index("### Multipart")
-    start = readme.index("```js\n", heading) + len("```js\n")
-    lines = readme[start : readme.index("```", start)].splitlines()
+    lines = recipe("uppy-multipart").splitlines()
     assert [line for line in lines if line.startswith("import ")] == ['import AwsS3 from "@uppy/aws-s3";']
     body = "\n".join(line for line in lines if not line.startswith("import "))
     head = "(() => {\nconst { Uppy, AwsS3 } = window.Uppy;\nconst uppy = new Uppy();\n"
     return head + body + "\nwindow.uppy = uppy;\n})();"
 
 
-def open_page(page: Any, live: LiveServer, recipe: str) -> None:
+def open_page(page: Any, live: LiveServer, script: str) -> None:
     bundle = UPPY_DIST / "uppy.min.js"
     if not bundle.exists():
         pytest.fail(f"{bundle} is missing: run `make test-deps` (npm ci in tests/js)")
@@ -78,7 +72,7 @@ def open_page(page: Any, live: LiveServer, recipe: str) -> None:
     page.add_style_tag(path=str(UPPY_DIST / "uppy.min.css"))
     page.add_script_tag(path=str(bundle))
     assert page.evaluate("() => [Uppy.Uppy.VERSION, Uppy.AwsS3.VERSION]") == [UPPY_CORE_VERSION, UPPY_AWS_S3_VERSION]
-    page.add_script_tag(content=recipe)
+    page.add_script_tag(content=script)
     assert page.evaluate("() => window.uppy instanceof Uppy.Uppy"), page.problems
     # Not part of the recipe: Uppy's own file list, so the screenshot shows what Uppy thinks happened.
     page.evaluate(
@@ -88,7 +82,7 @@ def open_page(page: Any, live: LiveServer, recipe: str) -> None:
 
 
 def open_uppy(page: Any, live: LiveServer) -> None:
-    open_page(page, live, readme_uppy_recipe())
+    open_page(page, live, docs_uppy_recipe())
 
 
 ADD_FILE = """([name, type, b64, padding]) => {
@@ -120,7 +114,7 @@ def gql(live: LiveServer, query: str, variables: dict[str, Any]) -> dict[str, An
     return body
 
 
-def test_readme_recipe_uploads_and_saves_with_real_uppy(page: Any, live_server: LiveServer) -> None:
+def test_docs_recipe_uploads_and_saves_with_real_uppy(page: Any, live_server: LiveServer) -> None:
     png = files.png(320, 240)
     posts: list[bytes | None] = []
 
@@ -165,7 +159,7 @@ def test_readme_recipe_uploads_and_saves_with_real_uppy(page: Any, live_server: 
     assert page.problems == []
 
 
-def test_readme_recipe_failures_carry_our_codes_in_uppy(page: Any, live_server: LiveServer) -> None:
+def test_docs_recipe_failures_carry_our_codes_in_uppy(page: Any, live_server: LiveServer) -> None:
     open_uppy(page, live_server)
     # Uppy's own restriction (image/*) refuses before any request.
     with pytest.raises(playwright_api.Error, match=r"You can only upload: image/\*"):
@@ -221,14 +215,14 @@ def generated(size: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def videos_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """`make run` with the README's `videos` table (tests/large.py declares the same one) beside the shipped ones."""
+    """`make run` with the docs' `videos` table (tests/large.py declares the same one) beside the shipped ones."""
     tmp = tmp_path_factory.mktemp("videos")
     server = start_live_server(tmp, SCHEMA_DIR=str(schema_dir(tmp)))
     yield server
     stop_live_server(server)
 
 
-def test_readme_multipart_recipe_uploads_in_parts_with_real_uppy(page: Any, videos_server: LiveServer) -> None:
+def test_docs_multipart_recipe_uploads_in_parts_with_real_uppy(page: Any, videos_server: LiveServer) -> None:
     size = 11 * MIB + 123  # three parts: 5 MiB, 5 MiB, the rest
     puts: list[tuple[str, int]] = []
 
@@ -238,7 +232,7 @@ def test_readme_multipart_recipe_uploads_in_parts_with_real_uppy(page: Any, vide
         route.continue_()
 
     page.route(videos_server.storage_url + "/**", record_put)
-    open_page(page, videos_server, readme_multipart_recipe())
+    open_page(page, videos_server, docs_multipart_recipe())
     page.evaluate(ADD_GENERATED, ["holiday film.mp4", "video/mp4", size])
 
     result = page.evaluate(UPLOAD, 60)
@@ -251,7 +245,7 @@ def test_readme_multipart_recipe_uploads_in_parts_with_real_uppy(page: Any, vide
     numbers = [m[1] for put_url, _ in puts if (m := re.search(r"[?&]partNumber=(\d+)", put_url))]
     assert sorted(numbers) == ["1", "2", "3"]
 
-    # The README's next step: save the URL into the record, which verifies the object.
+    # The docs' next step: save the URL into the record, which verifies the object.
     props = [{"name": "title", "value": "Holiday"}, {"name": "clip", "value": url}]
     saved = gql(videos_server, SAVE, {"table": "videos", "props": props, "prop": "clip"})
     assert "errors" not in saved, saved
@@ -278,7 +272,7 @@ CANCEL_MIDWAY = """async () => {
 }"""
 
 
-def test_readme_multipart_recipe_cancel_aborts_the_upload(page: Any, videos_server: LiveServer) -> None:
+def test_docs_multipart_recipe_cancel_aborts_the_upload(page: Any, videos_server: LiveServer) -> None:
     answers: dict[str, list[Any]] = {"multipart_upload_create": [], "multipart_upload_abort": []}
 
     def record_answer(response: Any) -> None:  # the recipe's own GraphQL calls, as the server answered them
@@ -290,7 +284,7 @@ def test_readme_multipart_recipe_cancel_aborts_the_upload(page: Any, videos_serv
                 seen.append((sent["variables"], response.json()))
 
     page.on("response", record_answer)
-    open_page(page, videos_server, readme_multipart_recipe())
+    open_page(page, videos_server, docs_multipart_recipe())
     page.evaluate(ADD_GENERATED, ["abandoned.mp4", "video/mp4", 11 * MIB])
     page.evaluate(CANCEL_MIDWAY)
     for _ in range(100):  # Uppy aborts once cancelAll has stopped the parts; wait for the server's answer
