@@ -27,6 +27,7 @@ from app.settings import SocketAddress
 
 # Bounded writes keep the per-write timeout meaningful whatever chunk size the caller streams.
 MAX_CHUNK = 1 << 20
+_COPY_BELOW = 256 * 1024
 _MAX_REPLY = 4096  # a longer answer is not clamd's
 _END = b"\0\0\0\0"
 _LIMITS_EXCEEDED = "Heuristics.Limits.Exceeded"
@@ -119,8 +120,11 @@ class Clamd:
                     # An empty chunk would end the stream: clamd would scan only what came before.
                     for start in range(0, len(view), MAX_CHUNK):
                         piece = view[start : start + MAX_CHUNK]
-                        await self._send(sock, struct.pack(">I", len(piece)))
-                        await self._send(sock, piece)
+                        if len(piece) <= _COPY_BELOW:  # one write instead of two; the copy is cheaper
+                            await self._send(sock, struct.pack(">I", len(piece)) + piece)
+                        else:
+                            await self._send(sock, struct.pack(">I", len(piece)))
+                            await self._send(sock, piece)
                         size += len(piece)
                 await self._send(sock, _END)
             except _Closed as exc:
