@@ -39,7 +39,7 @@ _DATABASE_SUFFIXES = frozenset(
 )
 DEFAULT_STREAM_MAX_LENGTH = 100 * 1024 * 1024  # clamd's own default
 _READY_SECONDS = 30.0
-# Loading the official databases takes clamd tens of seconds (and about a gigabyte of memory).
+# Loading the official databases (millions of signatures) takes clamd far longer than the test one.
 _READY_SECONDS_OFFICIAL = 180.0
 
 
