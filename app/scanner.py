@@ -110,7 +110,11 @@ class Clamd:
         clamd stops the stream early. Raises ScannerUnavailable when clamd cannot be reached, stops
         reading, closes without an answer, does not answer in time, or cannot scan now; errors of
         `chunks` itself propagate unchanged."""
-        sock = await self._connect()
+        try:
+            sock = await self._connect()
+        except BaseException:
+            await _close_iterator(chunks)
+            raise
         size = 0
         try:
             try:

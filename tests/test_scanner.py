@@ -201,8 +201,10 @@ async def test_clamd_stopped_is_unreachable_and_scans_again_once_started(tmp_pat
 async def test_nothing_at_the_address_is_unreachable(tmp_path: Path) -> None:
     with pytest.raises(ScannerUnavailable, match="cannot be reached"):
         await Clamd(("127.0.0.1", free_port()), timeout=2).ping()
+    stream = Endless()
     with pytest.raises(ScannerUnavailable, match=r"clamd at /.*missing\.sock cannot be reached"):
-        await Clamd(tmp_path / "missing.sock", timeout=2).scan(chunked(b"x"))
+        await Clamd(tmp_path / "missing.sock", timeout=2).scan(stream.stream())
+    assert stream.pulled == 0  # nothing read from storage for a scanner that is not there
     with pytest.raises(ScannerUnavailable, match="cannot be reached"):
         await Clamd(("no-such-host.invalid", 3310), timeout=2).ping()
 
