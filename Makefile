@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Reinstall whenever pyproject.toml changes.
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run worker test test-deps install lint schema migration clean sweep graphiql-assets docs docs-build
+.PHONY: run worker test test-deps clamav install lint schema migration clean sweep graphiql-assets docs docs-build
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
-run: install
+run: install clamav
 	$(PY) -m app.run
 
 # A standalone version worker (needs QUEUE_URL and the API's DATABASE_URL and storage settings).
@@ -35,11 +35,21 @@ test: install lint test-deps
 
 # What the browser and Apollo tests need besides Python: Debian's Chromium (driven by Playwright,
 # whose own browser download is never used) and the npm packages of tests/js, pinned by its lock file.
-test-deps: tests/js/node_modules/.package-lock.json
+test-deps: tests/js/node_modules/.package-lock.json clamav
 	@if [ -x /usr/bin/chromium ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
 	else echo "test-deps: /usr/bin/chromium is missing and we are not root: run" \
 		"'sudo apt-get install -y chromium' (the browser tests fail without it)" >&2; fi
+
+# The virus scanner of `make run` and the scanning tests: Debian's clamd (app/embedded/clamd.py starts
+# its own, with a test signature and whatever official databases freshclam left). Without it `make run`
+# starts without a scanner, so a failed installation only warns.
+clamav:
+	@if [ -x /usr/sbin/clamd ] || command -v clamd >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y clamav-daemon clamav) \
+		|| echo "clamav: installing clamav-daemon failed: make run has no virus scanner, the scanning tests fail" >&2; \
+	else echo "clamav: clamd is missing and we are not root: run 'sudo apt-get install -y clamav-daemon clamav'" \
+		"(without it make run has no virus scanner and the scanning tests fail)" >&2; fi
 
 # Reinstalled only when the lock file changes (npm writes node_modules/.package-lock.json).
 tests/js/node_modules/.package-lock.json: tests/js/package-lock.json

@@ -137,3 +137,9 @@ class DatabaseUnavailable(AppError):
     """The database could not be reached; nothing was changed, retry later."""
 
     code, http_status = "DATABASE_UNAVAILABLE", 503
+
+
+class ScannerUnavailable(AppError):
+    """The virus scanner (clamd) could not be reached or could not scan now; the file stays unserved, retry later."""
+
+    code, http_status = "SCANNER_UNAVAILABLE", 503

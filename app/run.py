@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 
 from app import db
+from app.embedded import clamd as embedded_clamd
 from app.embedded import process as processes
 from app.embedded.process import EmbeddedProcess
 from app.logs import configure_logging
@@ -113,6 +114,7 @@ def main() -> None:
         raise SystemExit(f"configuration error: {exc}") from None
     configure_logging(settings.log_format, settings.log_level)
     embedded = None
+    settings, scanner = embedded_clamd.for_make_run(settings)
     try:
         if wants_embedded(settings):
             settings, embedded = with_embedded_storage(settings)
@@ -129,6 +131,8 @@ def main() -> None:
     finally:
         if embedded is not None:
             embedded.stop()
+        if scanner is not None:
+            scanner.stop()
 
 
 def serve(settings: Settings, embedded: EmbeddedProcess | None) -> None:

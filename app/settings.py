@@ -125,6 +125,23 @@ def directory(name: str, raw: str) -> Path:
     return path
 
 
+# clamd's address: (host, port) over TCP, or the path of a unix socket.
+SocketAddress = tuple[str, int] | Path
+
+
+def socket_address(name: str, raw: str) -> SocketAddress | None:
+    value = raw.strip()
+    if not value:
+        return None
+    if value.startswith("/"):
+        return Path(value)
+    host, sep, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")  # [::1]:3310
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise SettingsError(f"{name}={raw!r} must be host:port (e.g. 127.0.0.1:3310) or an absolute unix socket path")
+    return host, int(port)
+
+
 def bucket_name(name: str, raw: str) -> str:
     value = raw.strip()
     if not value:
@@ -333,6 +350,29 @@ class Settings:
         "Seconds between passes of the clean-up sweep.",
         group="Worker",
         default_doc="300",
+    )
+    # -- scanning ---------------------------------------------------------------------------------
+    clamd_address: SocketAddress | None = setting(
+        "CLAMD_ADDRESS",
+        None,
+        socket_address,
+        "clamd (ClamAV's daemon) that scans uploads: `host:port` or an absolute unix socket path; unset with"
+        " `make run`: a local clamd when Debian's clamav-daemon is installed.",
+        group="Scanning",
+    )
+    clamd_timeout: int = setting(
+        "CLAMD_TIMEOUT",
+        10,
+        integer(1, 600),
+        "Seconds to connect to clamd, and for each write of a stream to it, before it counts as unreachable.",
+        group="Scanning",
+    )
+    clamd_scan_timeout: int = setting(
+        "CLAMD_SCAN_TIMEOUT",
+        300,
+        integer(1, 3600),
+        "Seconds clamd may take to answer once it has a whole file (its own MaxScanTime is 120 by default).",
+        group="Scanning",
     )
     # -- HTTP -------------------------------------------------------------------------------------
     host: str = setting("HOST", "127.0.0.1", text, "Address the API listens on.", group="HTTP")

@@ -254,3 +254,13 @@ async def harness_factory(moto: MotoServer, database_url: str) -> AsyncIterator[
 async def h(harness_factory: Any) -> Harness:
     harness: Harness = await harness_factory()
     return harness
+
+
+@pytest.fixture(scope="session")
+def clamd() -> Iterator[Any]:
+    """One real clamd for the session (the EICAR test signature; 100 MiB StreamMaxLength), reachable
+    over TCP (`clamd.address`) and a unix socket (`clamd.unix_socket`)."""
+    from tests.scanning import clamd_with_socket
+
+    with clamd_with_socket() as server:
+        yield server
