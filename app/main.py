@@ -106,6 +106,7 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         orm = await db.connect(settings.database_url)
         try:
+            await services.records.ensure_indexes()
             await services.storage.start()
             if services.queue is not None:
                 await services.queue.start()
