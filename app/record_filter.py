@@ -765,15 +765,16 @@ def _descending(order: Any, where: str) -> bool:
 
 
 def with_tiebreak(keys: Sequence[SortKey]) -> tuple[SortKey, ...]:
-    """Pages must not overlap: created_at then id end every order, in the direction of the last
-    key (so one index serves the whole order). No sort at all: newest first."""
+    """Pages must not overlap: id ends every order, after created_at when the last key is a
+    property, in the direction of the last key, which is the column order of the indexes
+    (table, <column>, id) and (<property>, created_at, id). No sort at all: newest first."""
     if not keys:
         return (SortKey(CREATED_AT, True), SortKey(ID, True))
-    descending = keys[-1].descending
+    last = keys[-1]
     out = list(keys)
-    for column in (CREATED_AT, ID):
+    for column in (CREATED_AT, ID) if isinstance(last.target, Prop) else (ID,):
         if not any(k.target == column and not k.values for k in out):
-            out.append(SortKey(column, descending))
+            out.append(SortKey(column, last.descending))
     return tuple(out)
 
 

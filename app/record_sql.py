@@ -109,7 +109,10 @@ class Sql:
                 return f"{expr} = ANY({self.param([json.dumps(v) for v in values], '::jsonb[]')})"
             cast = "::bigint[]" if target.kind == "id" else "::text[]"
             return f"{expr} = ANY({self.param(list(values), cast)})"
-        return f"{expr} IN (SELECT value FROM json_each({self.param(json.dumps(list(values)))}))"
+        if not values:
+            return "1 = 0"
+        # One placeholder per value (at most MAX_LIST): SQLite plans an IN list on an index, not a subquery.
+        return f"{expr} IN ({', '.join(self.value(target, v) for v in values)})"
 
     # -- conditions ------------------------------------------------------------------------------
     def condition(self, c: Condition, alias: str) -> str:
