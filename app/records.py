@@ -226,17 +226,15 @@ class Records:
             if not candidates:
                 return purged
             async with in_transaction():
-                ids = [
-                    int(str(i))
-                    for i in await Record.select_for_update()
-                    .filter(id__in=candidates, deleted_at__lt=cutoff)
-                    .values_list("id", flat=True)
-                ]
+                # Whole rows: Tortoise drops FOR UPDATE from values_list queries. Locked and checked
+                # again, so a record restored since the candidates were listed is left alone.
+                locked = await Record.select_for_update().filter(id__in=candidates, deleted_at__lt=cutoff)
+                ids = [r.id for r in locked]
                 discarded: list[int] = []
                 for rid in ids:
                     discarded += await self._release(rid, None)
                 if ids:
-                    await Record.filter(id__in=ids).delete()
+                    await Record.filter(id__in=ids, deleted_at__lt=cutoff).delete()
             await self.uploads.discard(discarded)
             purged += len(ids)
             if len(candidates) < PURGE_BATCH:
