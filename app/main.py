@@ -111,7 +111,12 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
             if services.queue is not None:
                 await services.queue.start()
             worker = (
-                Worker(settings, services.versions, services.queue, periodic=[lambda: run_periodically(services)])
+                Worker(
+                    settings,
+                    services.versions,
+                    services.queue,
+                    periodic=[lambda: run_periodically(services), services.records.purge_periodically],
+                )
                 if services.queue
                 else None
             )

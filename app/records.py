@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 # platformOS removes a deleted record for good 30 days after its deleted_at.
 PURGE_AFTER = timedelta(days=30)
 PURGE_BATCH = 200
+PURGE_INTERVAL = 3600.0
 DEFAULT_RELATED_LIMIT = 100
 MAX_RELATED_LIMIT = 1000
 # Records one related_records field may read for a whole page (join values times the limit).
@@ -239,6 +240,18 @@ class Records:
             purged += len(ids)
             if len(candidates) < PURGE_BATCH:
                 return purged
+
+    async def purge_periodically(self, interval: float = PURGE_INTERVAL) -> None:
+        """Purge every `interval` seconds, forever (the worker runs it beside the sweep); a failed
+        pass is logged and the next one runs as usual. Cancel the task to stop."""
+        while True:
+            try:
+                purged = await self.purge_deleted()
+                if purged:
+                    log.info("purged %d record(s) deleted more than %s ago", purged, self.purge_after)
+            except Exception:
+                log.exception("purging deleted records failed; retrying in %ss", interval)
+            await asyncio.sleep(interval)
 
     @staticmethod
     def _owner(caller: Caller, given: Any, current: str | None, *, creating: bool) -> str | None:

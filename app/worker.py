@@ -280,7 +280,8 @@ async def main(settings: Settings) -> None:
     await services.storage.start()
     await queue.start()
     try:
-        worker = Worker(settings, services.versions, queue, periodic=[lambda: run_periodically(services)])
+        periodic = [lambda: run_periodically(services), services.records.purge_periodically]
+        worker = Worker(settings, services.versions, queue, periodic=periodic)
         async with contextlib.AsyncExitStack() as stack:
             if sock is not None:
                 await stack.enter_async_context(serving_status(worker, sock))

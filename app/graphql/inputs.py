@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 
 from app.errors import BadUserInput
-from app.graphql.scalars import BigInt, JSONDate, JSONPayload
+from app.graphql.scalars import BigInt, JSONDate, JSONPayload, PropertyName
 from app.policy import ClientOptions
 from app.record_values import KEEP, OPERATIONS, RecordChanges, property_write
 from app.uploads import ExactUpload
@@ -352,8 +352,8 @@ class PropertyFilterInput:
 
 @strawberry.input
 class JoinRecordCollection:
-    foreign_property: str
-    join_on_property: str | None = "id"
+    foreign_property: PropertyName
+    join_on_property: PropertyName | None = cast(PropertyName, "id")
     property_type: str | None = None
 
 

@@ -43,6 +43,12 @@ def _json_date_literal(node: ValueNode, variables: dict[str, Any] | None = None)
     return _parse_json_date(value_from_ast_untyped(node, variables))
 
 
+def _property_name(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("PropertyName must be a string")
+    return value
+
+
 def _big_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise ValueError("BigInt must be an integer")
@@ -60,6 +66,7 @@ HashObject = NewType("HashObject", dict)  # type: ignore[type-arg]
 BigInt = NewType("BigInt", int)
 JSONPayload = NewType("JSONPayload", object)
 JSONDate = NewType("JSONDate", datetime)
+PropertyName = NewType("PropertyName", str)
 
 # Registered through StrawberryConfig.scalar_map (the form Strawberry recommends).
 SCALARS: dict[object, ScalarDefinition] = {
@@ -82,6 +89,12 @@ SCALARS: dict[object, ScalarDefinition] = {
         serialize=_json_date,
         parse_value=_parse_json_date,
         parse_literal=_json_date_literal,
+    ),
+    PropertyName: strawberry.scalar(
+        name="PropertyName",
+        description="The name of a property (or id) of a table.",
+        serialize=str,
+        parse_value=_property_name,
     ),
     BigInt: strawberry.scalar(
         name="BigInt",
