@@ -4,6 +4,7 @@ PropertyInputType form), soft delete as its guide describes it, and user_id as t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -206,3 +207,22 @@ async def test_user_id_is_the_owner(harness_factory: Any) -> None:
     assert await authed.error_code(WRITE, {"id": mine["id"], "record": {}}) == "UNAUTHENTICATED"
     by_owner = """query($u: ID!) { records(per_page: 10, filter: {user_id: {value: $u}}) { total_entries } }"""
     assert (await authed.ok(by_owner, {"u": "alice"}))["records"]["total_entries"] == 2
+
+
+async def test_the_worker_purges_on_its_own(pos: Harness) -> None:
+    """The periodic purge (run by the worker beside the sweep) removes a record dated for removal."""
+    from app.models import Record
+
+    gone = await employee(pos, properties=[{"name": "name", "value": "gone"}])
+    await pos.ok(docs.DEFAULT_DELETE, {"id": gone["id"]})
+    await pos.ok(docs.MANUAL_PURGE_DATE, {"id": gone["id"]})
+    task = asyncio.create_task(pos.app.state.services.records.purge_periodically(interval=0.05))
+    try:
+        deadline = asyncio.get_running_loop().time() + 10
+        while await Record.exists(id=int(gone["id"])):
+            assert asyncio.get_running_loop().time() < deadline, "not purged"
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
