@@ -42,7 +42,7 @@ mutation Save {
 }
 
 query Photos {
-  records(filter: {table: "photos"}, per_page: 5) {
+  records(filter: {table: {value: "photos"}}, sort: {created_at: {order: DESC}}, per_page: 5) {
     total_entries
     results {
       id properties

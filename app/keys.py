@@ -10,7 +10,7 @@ import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote, unquote_plus, urlsplit
 
 from app.errors import BadUserInput, ForeignUpload
 
@@ -132,8 +132,15 @@ class StorageUrls:
         return out
 
     def key_from_value(self, value: str) -> str:
-        """The object key from a URL in any form we publish (path-style, virtual-hosted, CDN,
-        percent-encoded or not) or from a bare key. A URL elsewhere is FOREIGN_UPLOAD."""
+        """The object key from a URL in any form we or S3 publish (path-style, virtual-hosted, CDN,
+        percent-encoded or not, S3's POST Location) or from a bare key; the likelier reading when
+        a `+` makes the URL ambiguous (see key_candidates). A URL elsewhere is FOREIGN_UPLOAD."""
+        return self.key_candidates(value)[0]
+
+    def key_candidates(self, value: str) -> list[str]:
+        """Every key the value can mean, likeliest first: one, or two when a URL's path holds a
+        `+`. S3's POST <Location> is form-encoded (`+` for a space, `%2B` for a plus, `/` as
+        `%2F`), while a URL written from the raw key keeps a plus as it is. A bare key is literal."""
         value = value.strip()
         if not value:
             raise BadUserInput("the upload value is empty: pass the uploaded file's URL or key")
@@ -142,18 +149,31 @@ class StorageUrls:
         if any(unicodedata.category(ch) == "Cc" for ch in value):
             raise BadUserInput("the upload value contains control characters")
         if "://" not in value:
-            key = value
-        else:
-            parts = urlsplit(value)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise ForeignUpload("only http(s) URLs of this server's storage are accepted")
-            host = _host_port(parts.scheme, parts.netloc)
-            matched = [p for h, p in self._prefixes() if h == host and parts.path.startswith(p)]
-            if not matched:
-                raise ForeignUpload(f"{host} is not this server's storage or CDN; upload through a presigned URL first")
+            parse_key(value)
+            return [value]
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ForeignUpload("only http(s) URLs of this server's storage are accepted")
+        host = _host_port(parts.scheme, parts.netloc)
+        matched = [p for h, p in self._prefixes() if h == host and parts.path.startswith(p)]
+        if not matched:
+            raise ForeignUpload(f"{host} is not this server's storage or CDN; upload through a presigned URL first")
+        path = parts.path[len(max(matched, key=len)) :]
+        try:
+            readings = [unquote(path, errors="strict")]
+            if "+" in path:
+                plus_is_space = unquote_plus(path, errors="strict")
+                form_encoded = "%2f" in path.lower()
+                readings.insert(0 if form_encoded else 1, plus_is_space)
+        except UnicodeDecodeError:
+            raise BadUserInput("the URL's path is not valid percent-encoded UTF-8") from None
+        keys: list[str] = []
+        for key in readings:
             try:
-                key = unquote(parts.path[len(max(matched, key=len)) :], errors="strict")
-            except UnicodeDecodeError:
-                raise BadUserInput("the URL's path is not valid percent-encoded UTF-8") from None
-        parse_key(key)
-        return key
+                parse_key(key)
+            except ForeignUpload:
+                continue
+            keys.append(key)
+        if not keys:
+            parse_key(readings[0])  # raises with the reason
+        return keys

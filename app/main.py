@@ -31,7 +31,7 @@ from app.rest import RestApi
 from app.runtime import startup_objects_frozen
 from app.services import Services
 from app.settings import ROOT, Settings
-from app.sweep import run_periodically, sweeper_for
+from app.sweep import housekeeping
 from app.tables import TableDef, load_tables
 from app.worker import Worker, stop_gracefully
 
@@ -82,11 +82,10 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with services:
+            await services.records.ensure_indexes()
             worker = None
             if services.queue is not None:
-                sweeper = sweeper_for(services)
-                periodic = [lambda: run_periodically(sweeper)]
-                worker = Worker(settings, services.versions, services.queue, periodic=periodic)
+                worker = Worker(settings, services.versions, services.queue, periodic=housekeeping(services))
             task = asyncio.create_task(worker.run()) if worker and settings.run_worker else None
             try:
                 with startup_objects_frozen():

@@ -9,18 +9,25 @@ from tortoise.models import Model
 
 
 class Record(Model):
+    """A platformOS record: built-in columns plus plain property values in `properties`."""
+
     id = fields.BigIntField(primary_key=True)
-    table = fields.CharField(max_length=63, db_index=True)
+    table = fields.CharField(max_length=63)
     # Plain property values by name; upload properties live in `uploads`, not here.
     properties: dict[str, Any] = fields.JSONField(default=dict)  # type: ignore[assignment]
-    owner = fields.CharField(max_length=255, null=True, db_index=True)
-    created_at = fields.DatetimeField(auto_now_add=True)
-    updated_at = fields.DatetimeField(auto_now=True)
+    owner = fields.CharField(max_length=255, null=True)  # platformOS's user_id
+    external_id = fields.CharField(max_length=255, null=True)
+    # Set by the records use case, not by Tortoise: platformOS lets a client give both.
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+    deleted_at = fields.DatetimeField(null=True)  # soft delete, as platformOS: purged later
 
     uploads: fields.ReverseRelation[Upload]
 
     class Meta:
         table = "records"
+        # Live records (deleted_at IS NULL) by table in each built-in sort order; the partial indexes
+        # are in the migration (Tortoise cannot declare them), per-property ones in app/record_indexes.py.
 
 
 class Upload(Model):

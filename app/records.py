@@ -1,25 +1,59 @@
-"""Use cases of records: create, update, delete, read, list; uploads are verified before saving."""
+"""Use cases of records, as platformOS has them: create, update, soft delete (and restore, purge),
+read one, list a page with platformOS's filter and sort, and load related records for a page.
+
+Uploads are verified in storage before anything is saved (app/uploads.py). Every write that
+depends on the row's current state (ownership, deleted or not, array and counter operations) reads
+the row locked inside the transaction, so a concurrent delete and update of one record end in one
+order or the other, never half-done.
+
+Reads cost a constant number of queries whatever the page size: the page (and its count, when asked
+for, side by side), the uploads of its records and their versions (side by side), and the same for
+each related_record(s) field of the document.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import logging
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
+from tortoise import connections
 from tortoise.transactions import in_transaction
 
-from app.errors import BadUserInput, Forbidden, PropertyNotFound, RecordNotFound, UploadAlreadyAttached
+from app.errors import BadUserInput, Forbidden, RecordNotFound, UploadAlreadyAttached
 from app.models import Record, Upload, UploadVersion
-from app.tables import PropertyDef, TableDef
+from app.record_filter import (
+    MAX_PER_PAGE,
+    JoinSide,
+    build_query,
+    coerce_plain,
+    join_side,
+    parse_id,
+    related_query,
+    to_utc,
+)
+from app.record_indexes import PREFIX, property_indexes
+from app.record_sql import POSTGRES, SQLITE, select_count, select_page, select_related
+from app.record_values import KEEP, PropertyWrite, RecordChanges, apply, as_writes, external_id, split, timestamp
+from app.tables import TableDef
 from app.uploads import Caller, Uploads, UploadView, Verified, version_key
 
-MAX_PER_PAGE = 100
-MAX_IDS = 100
-MAX_STRING = 65_536
+log = logging.getLogger(__name__)
+
+# platformOS removes a deleted record for good 30 days after its deleted_at.
+PURGE_AFTER = timedelta(days=30)
+PURGE_BATCH = 200
+PURGE_INTERVAL = 3600.0
+DEFAULT_RELATED_LIMIT = 100
+MAX_RELATED_LIMIT = 1000
+# Records one related_records field may read for a whole page (join values times the limit).
+MAX_RELATED_ROWS = 20_000
+
+__all__ = ["PropertyWrite", "RecordChanges", "RecordPage", "RecordView", "Records", "RelatedSpec", "parse_id"]
 
 
 @dataclass
@@ -31,106 +65,130 @@ class RecordView:
 @dataclass
 class RecordPage:
     results: list[RecordView]
-    total_entries: int
     page: int
     per_page: int
+    has_next_page: bool
+    total_entries: int | None = None  # None: not asked for, not counted
 
     @property
-    def total_pages(self) -> int:
+    def total_pages(self) -> int | None:
+        if self.total_entries is None:
+            return None
         return math.ceil(self.total_entries / self.per_page) if self.total_entries else 0
 
     @property
-    def has_next_page(self) -> bool:
-        return self.page < self.total_pages
+    def has_previous_page(self) -> bool:
+        return self.page > 1
 
 
-def parse_id(raw: str | int) -> int:
-    try:
-        value = int(str(raw).strip())
-    except ValueError:
-        raise BadUserInput(f"id {str(raw)[:40]!r} is not a record id (a positive integer)") from None
-    if not 0 < value < 2**63:
-        raise BadUserInput(f"id {value} is out of range")
-    return value
+@dataclass(frozen=True)
+class RelatedSpec:
+    """One related_record(s) field of a document: which records of which tables join how."""
+
+    tables: tuple[str, ...]
+    join_on_property: str
+    foreign_property: str
+    filter: Mapping[str, Any] | None = None
+    sort: Sequence[Any] | None = None
+    limit: int = DEFAULT_RELATED_LIMIT
+    key: str = field(default="", compare=False)
 
 
-def coerce(pdef: PropertyDef, value: str | None) -> Any:
-    """A plain property's string value as its declared type; None clears it."""
-    if value is None:
-        return None
-    where = f"property {pdef.name!r} ({pdef.type})"
-    if len(value) > MAX_STRING:
-        raise BadUserInput(f"{where}: value is longer than {MAX_STRING} characters")
-    try:
-        if pdef.type == "string":
-            return value
-        if pdef.type == "integer":
-            number = int(value.strip())
-            if not -(2**63) <= number < 2**63:
-                raise ValueError
-            return number
-        if pdef.type == "float":
-            result = float(value)
-            if not math.isfinite(result):
-                raise ValueError
-            return result
-        if pdef.type == "boolean":
-            lowered = value.strip().lower()
-            if lowered not in ("true", "false"):
-                raise ValueError
-            return lowered == "true"
-        if pdef.type == "datetime":
-            return datetime.fromisoformat(value.strip().replace("Z", "+00:00")).isoformat()
-        if pdef.type == "array":
-            items = json.loads(value)
-            if not isinstance(items, list):
-                raise ValueError
-            return items
-    except ValueError:
-        pass
-    examples = {
-        "integer": "42",
-        "float": "1.5",
-        "boolean": "true",
-        "datetime": "2026-01-31T12:00:00Z",
-        "array": '["a", 1]',
-    }
-    raise BadUserInput(f"{where}: {value[:60]!r} is not a valid {pdef.type} (e.g. {examples.get(pdef.type, '')})")
+def _dialect() -> str:
+    return SQLITE if connections.get("default").capabilities.dialect == SQLITE else POSTGRES
+
+
+async def _select(sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    return await connections.get("default").execute_query_dict(sql, params)
+
+
+def _records(rows: Sequence[Mapping[str, Any]]) -> list[Record]:
+    return [Record._init_from_db(**row) for row in rows]
 
 
 class Records:
-    def __init__(self, uploads: Uploads) -> None:
+    def __init__(self, uploads: Uploads, *, purge_after: timedelta = PURGE_AFTER) -> None:
         self.uploads = uploads
+        self.purge_after = purge_after
+
+    @property
+    def tables(self) -> Mapping[str, TableDef]:
+        return self.uploads.tables
 
     # -- writes --------------------------------------------------------------------------------
-    async def create(self, caller: Caller, table: str, properties: Sequence[tuple[str, str | None]]) -> RecordView:
+    async def create(
+        self,
+        caller: Caller,
+        table: str,
+        properties: Sequence[PropertyWrite | tuple[str, str | None]] = (),
+        changes: RecordChanges | None = None,
+    ) -> RecordView:
+        changes = changes or RecordChanges()
         tdef = self.uploads.table(table)
-        plain, files = self._split(tdef, properties)
-        verified = await self._verify_all(caller, tdef, files, None)
+        plain, files = split(tdef, [*as_writes(properties), *changes.properties])
+        if changes.id is not KEEP and changes.id is not None:
+            raise BadUserInput("record ids are assigned by the server: leave record.id out when creating")
+        owner = self._owner(caller, changes.user_id, None, creating=True)
+        now = self.uploads.clock()
+        created_at = self._time(changes.created_at, "created_at") or now
+        updated_at = self._time(changes.updated_at, "updated_at") or now
+        deleted_at = self._time(changes.deleted_at, "deleted_at")
+        ext = None if changes.external_id is KEEP else external_id(changes.external_id)
+        verified = await self._verify_all(caller, tdef, {k: v for k, v in files.items() if v}, None)
         async with in_transaction():
             record = await Record.create(
-                table=table, properties={k: v for k, v in plain.items() if v is not None}, owner=caller.subject
+                table=table,
+                properties=apply(tdef, {}, plain),
+                owner=owner,
+                external_id=ext,
+                created_at=created_at,
+                updated_at=updated_at,
+                deleted_at=deleted_at,
             )
             attached, views = await self._attach(record, tdef, verified)
         await self.uploads.attached(attached)
         # A new record holds exactly the uploads just attached, as just written: no need to read them back.
         return RecordView(record, views)
 
-    async def update(self, caller: Caller, record_id: str, properties: Sequence[tuple[str, str | None]]) -> RecordView:
-        record = await self._owned(caller, record_id)
-        tdef = self.uploads.table(record.table)
-        plain, files = self._split(tdef, properties)
-        verified = await self._verify_all(caller, tdef, {k: v for k, v in files.items() if v}, record.id)
+    async def update(
+        self,
+        caller: Caller,
+        record_id: str,
+        properties: Sequence[PropertyWrite | tuple[str, str | None]] = (),
+        changes: RecordChanges | None = None,
+    ) -> RecordView:
+        changes = changes or RecordChanges()
+        rid = parse_id(record_id)
+        if changes.id is not KEEP and changes.id is not None and parse_id(changes.id, "record.id") != rid:
+            raise BadUserInput(f"record.id {str(changes.id)[:40]} is not the id being updated ({rid})")
+        restoring = changes.deleted_at is not KEEP
+        # Read once to learn the table (verification needs it); the row is read again, locked, below.
+        found = await Record.get_or_none(id=rid)
+        self._check_found(found, rid, changes.table, restoring)
+        assert found is not None
+        tdef = self.uploads.table(found.table)
+        plain, files = split(tdef, as_writes(changes.properties) + as_writes(properties))
+        verified = await self._verify_all(caller, tdef, {k: v for k, v in files.items() if v}, rid)
         cleared = [name for name, value in files.items() if not value]
+        now = self.uploads.clock()
         async with in_transaction():
-            locked = await Record.select_for_update().get(id=record.id)
-            values = dict(locked.properties)
-            for name, value in plain.items():
-                if value is None:
-                    values.pop(name, None)
-                else:
-                    values[name] = value
-            locked.properties = values
+            locked = await Record.select_for_update().get_or_none(id=rid)
+            # Checked again on the locked row: a delete may have committed since the first read.
+            self._check_found(locked, rid, changes.table, restoring)
+            assert locked is not None
+            self._check_owner(caller, locked)
+            locked.owner = self._owner(caller, changes.user_id, locked.owner, creating=False)
+            if changes.external_id is not KEEP:
+                locked.external_id = external_id(changes.external_id)
+            if changes.created_at is not KEEP:
+                created_at = self._time(changes.created_at, "created_at")
+                if created_at is None:
+                    raise BadUserInput("created_at cannot be null")
+                locked.created_at = created_at
+            if changes.deleted_at is not KEEP:
+                locked.deleted_at = self._time(changes.deleted_at, "deleted_at")
+            locked.updated_at = self._time(changes.updated_at, "updated_at") or now
+            locked.properties = apply(tdef, locked.properties, plain)
             await locked.save()
             discarded = await self._release(locked.id, cleared)
             attached, _ = await self._attach(locked, tdef, verified)
@@ -139,35 +197,100 @@ class Records:
         await self.uploads.attached(attached)
         return await self._view(locked)
 
-    async def delete(self, caller: Caller, record_id: str) -> RecordView:
-        record = await self._owned(caller, record_id)
-        view = await self._view(record)
+    async def delete(self, caller: Caller, record_id: str, table: str | None = None) -> RecordView:
+        """Soft delete, as platformOS: the record gets deleted_at and leaves every query that does
+        not ask for deleted records; its files stay until it is purged (restore: deleted_at null)."""
+        rid = parse_id(record_id)
         async with in_transaction():
-            discarded = await self._release(record.id, None)
-            await Record.filter(id=record.id).delete()
-        await self.uploads.discard(discarded)
-        return view
+            locked = await Record.select_for_update().get_or_none(id=rid)
+            self._check_found(locked, rid, table, restoring=False)
+            assert locked is not None
+            self._check_owner(caller, locked)
+            locked.deleted_at = self.uploads.clock()
+            await locked.save(update_fields=["deleted_at"])
+        return await self._view(locked)
 
-    def _split(
-        self, tdef: TableDef, properties: Sequence[tuple[str, str | None]]
-    ) -> tuple[dict[str, Any], dict[str, str | None]]:
-        plain: dict[str, Any] = {}
-        files: dict[str, str | None] = {}
-        seen: set[str] = set()
-        for name, value in properties:
-            if name in seen:
-                raise BadUserInput(f"property {name[:100]!r} is given twice")
-            seen.add(name)
-            pdef = tdef.properties.get(name)
-            if pdef is None:
-                raise PropertyNotFound(
-                    f"table {tdef.name!r} has no property {name[:100]!r}; it has: {', '.join(tdef.properties)}"
-                )
-            if pdef.is_upload:
-                files[name] = value or None  # null or "" clears; anything else must verify
-            else:
-                plain[name] = coerce(pdef, value)
-        return plain, files
+    async def purge_deleted(self, now: datetime | None = None) -> int:
+        """Remove for good the records deleted more than `purge_after` ago, with their files (after
+        the transaction commits; the sweep retries files storage could not delete). Returns how
+        many records went. A record restored meanwhile (deleted_at null or later) is kept."""
+        cutoff = (now or self.uploads.clock()) - self.purge_after
+        purged = 0
+        while True:
+            candidates = [
+                int(str(i))
+                for i in await Record.filter(deleted_at__lt=cutoff)
+                .order_by("deleted_at")
+                .limit(PURGE_BATCH)
+                .values_list("id", flat=True)
+            ]
+            if not candidates:
+                return purged
+            async with in_transaction():
+                # Whole rows: Tortoise drops FOR UPDATE from values_list queries. Locked and checked
+                # again, so a record restored since the candidates were listed is left alone.
+                locked = await Record.select_for_update().filter(id__in=candidates, deleted_at__lt=cutoff)
+                ids = [r.id for r in locked]
+                discarded: list[int] = []
+                for rid in ids:
+                    discarded += await self._release(rid, None)
+                if ids:
+                    await Record.filter(id__in=ids, deleted_at__lt=cutoff).delete()
+            await self.uploads.discard(discarded)
+            purged += len(ids)
+            if len(candidates) < PURGE_BATCH:
+                return purged
+
+    async def purge_periodically(self, interval: float = PURGE_INTERVAL) -> None:
+        """Purge every `interval` seconds, forever (the worker runs it beside the sweep); a failed
+        pass is logged and the next one runs as usual. Cancel the task to stop."""
+        while True:
+            try:
+                purged = await self.purge_deleted()
+                if purged:
+                    log.info("purged %d record(s) deleted more than %s ago", purged, self.purge_after)
+            except Exception:
+                log.exception("purging deleted records failed; retrying in %ss", interval)
+            await asyncio.sleep(interval)
+
+    @staticmethod
+    def _owner(caller: Caller, given: Any, current: str | None, *, creating: bool) -> str | None:
+        """platformOS's user_id is the record's owner. With auth on, a new record is the caller's
+        and user_id can only name the caller; without auth it is whatever the client says."""
+        if caller.subject is not None:
+            if given is not KEEP and (given is None or str(given) != caller.subject):
+                raise Forbidden("user_id is the record's owner: with auth on it can only be your own user id")
+            return caller.subject if creating or given is not KEEP else current
+        if given is KEEP:
+            return current
+        if given is None:
+            return None
+        text = str(given).strip()
+        if not text or len(text) > 255:
+            raise BadUserInput("user_id must be 1 to 255 characters (or null)")
+        return text
+
+    @staticmethod
+    def _time(raw: Any, what: str) -> datetime | None:
+        if raw is KEEP or raw is None:
+            return None
+        return to_utc(timestamp(raw, what))
+
+    @staticmethod
+    def _check_found(record: Record | None, rid: int, table: str | None, restoring: bool) -> None:
+        if record is None or (table is not None and record.table != table):
+            where = f" in table {table[:100]!r}" if table is not None else ""
+            raise RecordNotFound(f"no record with id {rid}{where}")
+        if record.deleted_at is not None and not restoring:
+            raise RecordNotFound(
+                f"record {rid} is deleted; restore it with record_update(record: {{deleted_at: null}})"
+            )
+
+    @staticmethod
+    def _check_owner(caller: Caller, record: Record) -> None:
+        # Anonymous mode has no identities to compare: user_id is plain data there.
+        if caller.subject is not None and record.owner is not None and record.owner != caller.subject:
+            raise Forbidden("this record belongs to another user")
 
     async def _verify_all(
         self, caller: Caller, tdef: TableDef, files: dict[str, str | None], record_id: int | None
@@ -233,37 +356,68 @@ class Records:
             await Upload.filter(id__in=ids).update(status="discarded", record_id=None)
         return ids
 
-    async def _owned(self, caller: Caller, record_id: str) -> Record:
-        record = await Record.get_or_none(id=parse_id(record_id))
-        if record is None:
-            raise RecordNotFound(f"no record with id {record_id}")
-        if record.owner is not None and record.owner != caller.subject:
-            raise Forbidden("this record belongs to another user")
-        return record
-
     # -- reads ---------------------------------------------------------------------------------
     async def get(self, record_id: str) -> RecordView | None:
-        record = await Record.get_or_none(id=parse_id(record_id))
+        """A live record by id (deleted ones are found through records(filter: {deleted_at: ...}))."""
+        record = await Record.get_or_none(id=parse_id(record_id), deleted_at=None)
         return None if record is None else await self._view(record)
 
-    async def list_page(self, table: str, ids: Sequence[str] | None, page: int, per_page: int) -> RecordPage:
-        self.uploads.table(table)
+    async def list_page(
+        self,
+        filter: Mapping[str, Any] | None,
+        sort: Sequence[Any] | None,
+        page: int,
+        per_page: int,
+        *,
+        with_total: bool = True,
+    ) -> RecordPage:
+        """One page of `records(filter:, sort:, page:, per_page:)`. The count runs only when the
+        client asks for total_entries or total_pages; has_next_page comes from one extra row."""
         if page < 1:
             raise BadUserInput(f"page must be 1 or more, got {page}")
         if not 1 <= per_page <= MAX_PER_PAGE:
             raise BadUserInput(f"per_page must be between 1 and {MAX_PER_PAGE}, got {per_page}")
-        query = Record.filter(table=table)
-        if ids is not None:
-            if len(ids) > MAX_IDS:
-                raise BadUserInput(f"at most {MAX_IDS} ids per filter")
-            query = query.filter(id__in=[parse_id(i) for i in ids])
-        # The count and the page do not depend on each other: on PostgreSQL they run side by side on
-        # two pooled connections (one round trip of wall time instead of two); SQLite serialises them.
-        total, records = await asyncio.gather(
-            query.count(), query.order_by("-id").offset((page - 1) * per_page).limit(per_page)
-        )
-        views = await self._views(records)
-        return RecordPage(views, total, page, per_page)
+        query = build_query(self.tables, filter, sort)
+        dialect = _dialect()
+        page_sql, page_params = select_page(query, dialect, per_page + 1, (page - 1) * per_page)
+        total: int | None = None
+        if with_total:
+            count_sql, count_params = select_count(query, dialect)
+            # Independent: on PostgreSQL they run side by side on two pooled connections.
+            counted, rows = await asyncio.gather(_select(count_sql, count_params), _select(page_sql, page_params))
+            total = int(counted[0]["n"])
+        else:
+            rows = await _select(page_sql, page_params)
+        records = _records(rows[:per_page])
+        return RecordPage(await self._views(records), page, per_page, len(rows) > per_page, total)
+
+    async def related(self, spec: RelatedSpec, parents: Sequence[Record]) -> list[list[RecordView]]:
+        """related_record(s) for every record of a page at once: each parent's records (of
+        spec.tables, matching spec.filter, in spec.sort order, at most spec.limit) whose
+        foreign_property equals the parent's join_on_property (or is one of its elements)."""
+        if not 1 <= spec.limit <= MAX_RELATED_LIMIT:
+            raise BadUserInput(f"limit must be between 1 and {MAX_RELATED_LIMIT}, got {spec.limit}")
+        query, scope = related_query(self.tables, spec.tables, spec.filter, spec.sort)
+        foreign = join_side(self.tables, spec.foreign_property, scope, "foreign_property")
+        if foreign.type == "array":
+            raise BadUserInput("foreign_property: join on the related record's id or a scalar property")
+        wanted: list[set[Any]] = []
+        for parent in parents:
+            local = join_side(self.tables, spec.join_on_property, [parent.table], "join_on_property")
+            joined = (_as_foreign(foreign, value) for value in _local_values(parent, local))
+            wanted.append({value for value in joined if value is not None})
+        values = sorted(set().union(*wanted), key=repr) if wanted else []
+        if not values:
+            return [[] for _ in parents]
+        if len(values) * spec.limit > MAX_RELATED_ROWS:
+            raise BadUserInput(
+                f"related records: {len(values)} join values with limit {spec.limit} could read more than "
+                f"{MAX_RELATED_ROWS} records; lower per_page or limit"
+            )
+        sql, params = select_related(query, _dialect(), foreign, values, spec.limit)
+        views = await self._views(_records(await _select(sql, params)))
+        keyed = [(_foreign_value(foreign, v.record), v) for v in views]
+        return [[v for key, v in keyed if key in want][: spec.limit] for want in wanted]
 
     async def _view(self, record: Record) -> RecordView:
         return (await self._views([record]))[0]
@@ -286,3 +440,78 @@ class Records:
             assert u.record_id is not None
             by_record[u.record_id][u.property_name] = UploadView(u, by_upload.get(u.id, []))
         return [RecordView(r, by_record[r.id]) for r in records]
+
+    # -- indexes -------------------------------------------------------------------------------
+    async def ensure_indexes(self) -> list[str]:
+        """Create the per-property indexes the tables imply (app/record_indexes.py) that the
+        database lacks; returns their names. Safe to run from several processes at once."""
+        dialect = _dialect()
+        conn = connections.get("default")
+        if dialect == POSTGRES:
+            rows = await conn.execute_query_dict(
+                "SELECT c.relname AS name, i.indisvalid AS valid FROM pg_index i "
+                "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid "
+                "WHERE t.relname = 'records' AND c.relname LIKE $1",
+                [PREFIX + "%"],
+            )
+        else:
+            rows = await conn.execute_query_dict(
+                "SELECT name, 1 AS valid FROM sqlite_master WHERE type = 'index' AND tbl_name = 'records' "
+                "AND name LIKE ?1",
+                [PREFIX + "%"],
+            )
+        existing = {str(r["name"]): bool(r["valid"]) for r in rows}
+        wanted = property_indexes(self.tables)
+        created: list[str] = []
+        for index in wanted:
+            if existing.get(index.name):
+                continue
+            try:
+                if index.name in existing:
+                    # A concurrent build that failed leaves an invalid index that IF NOT EXISTS would keep.
+                    await conn.execute_script(index.drop(dialect))
+                await conn.execute_script(index.create(dialect))
+            except Exception as exc:  # noqa: BLE001 - another process may be building the same index
+                log.warning("could not create index %s on records(%s.%s): %r", index.name, index.table, index.prop, exc)
+                continue
+            created.append(index.name)
+            log.info("created index %s for records of %s by %s", index.name, index.table, index.prop)
+        unused = sorted(set(existing) - {i.name for i in wanted})
+        if unused:
+            log.info(
+                "indexes of properties no table declares any more (drop them when no process needs them): %s",
+                ", ".join(unused),
+            )
+        return created
+
+
+def _local_values(record: Record, side: JoinSide) -> list[Any]:
+    if side.kind == "id":
+        return [record.id]
+    if side.kind == "column":
+        value = getattr(record, side.name)
+        return [] if value is None else [value]
+    value = record.properties.get(side.name)
+    if value is None:
+        return []
+    return [v for v in value if v is not None] if isinstance(value, list) else [value]
+
+
+def _as_foreign(foreign: JoinSide, value: Any) -> Any:
+    """A join value as the related side stores it, or None when it cannot match anything."""
+    try:
+        if foreign.kind == "id":
+            return parse_id(value)
+        if foreign.kind == "column":
+            return str(value)
+        return coerce_plain(foreign.type, value if isinstance(value, str) else str(value), "join value")
+    except BadUserInput:
+        return None
+
+
+def _foreign_value(foreign: JoinSide, record: Record) -> Any:
+    if foreign.kind == "id":
+        return record.id
+    if foreign.kind == "column":
+        return getattr(record, foreign.name)
+    return record.properties.get(foreign.name)

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from app.errors import AppError
 from app.keys import key_prefix
@@ -44,6 +46,12 @@ class SweepConfig:
 
 def sweeper_for(services: Services) -> Sweeper:
     return Sweeper(services.storage, services.uploads, SweepConfig.of(services.settings))
+
+
+def housekeeping(services: Services) -> list[Callable[[], Coroutine[Any, Any, None]]]:
+    """The loops that live as long as a worker: the sweep, and the purge of records deleted long ago."""
+    sweeper = sweeper_for(services)
+    return [lambda: run_periodically(sweeper), services.records.purge_periodically]
 
 
 @dataclass

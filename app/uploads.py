@@ -330,7 +330,10 @@ class Uploads:
         Objects that fail a content check are deleted; objects that are not provably this
         caller's pending upload are never touched.
         """
-        key = self.urls.key_from_value(value)
+        # Two readings only when a URL holds a `+` (S3's Location writes a space so); they differ in
+        # the file name alone, so table, property and token are the same.
+        candidates = self.urls.key_candidates(value)
+        key = candidates[0]
         parsed = parse_key(key)
         if (parsed.table, parsed.prop) != (table, pdef.name):
             raise ForeignUpload(
@@ -340,6 +343,8 @@ class Uploads:
         upload = await Upload.get_or_none(token=parsed.token)
         if upload is None or (upload.table, upload.property_name) != (table, pdef.name):
             raise ForeignUpload("no upload with this key was issued by this server")
+        if upload.key is not None and upload.key in candidates:
+            key = upload.key
         if upload.key is not None and upload.key != key and upload.status == "issued":
             raise ForeignUpload("the key does not match the one issued with this upload")
         if upload.owner is not None and upload.owner != caller.subject:
@@ -355,6 +360,11 @@ class Uploads:
             raise UploadExpired(f"the upload expired at {upload.expires_at.isoformat()}; presign and upload again")
         # One request where it can be: the object's head and the first bytes for sniffing together.
         probed = await self.storage.probe(key, SNIFF_BYTES, checksum=upload.checksum_sha256 is not None)
+        for other in candidates[1:] if probed is None and upload.key is None else ():
+            probed = await self.storage.probe(other, SNIFF_BYTES, checksum=upload.checksum_sha256 is not None)
+            if probed is not None:
+                key, parsed = other, parse_key(other)
+                break
         if probed is None:
             raise UploadNotFound("no file was found in storage at this key; upload it before saving")
         head, first = probed

@@ -41,7 +41,7 @@ from app.queue import Message, Queue
 from app.runtime import startup_objects_frozen
 from app.services import Services
 from app.settings import Settings, SettingsError
-from app.sweep import run_periodically, sweeper_for
+from app.sweep import housekeeping
 from app.versions import Versions
 
 log = logging.getLogger(__name__)
@@ -275,8 +275,7 @@ async def main(settings: Settings) -> None:
         async with Services(settings) as services:
             queue = services.queue
             assert queue is not None
-            sweeper = sweeper_for(services)
-            worker = Worker(settings, services.versions, queue, periodic=[lambda: run_periodically(sweeper)])
+            worker = Worker(settings, services.versions, queue, periodic=housekeeping(services))
             async with contextlib.AsyncExitStack() as stack:
                 if sock is not None:
                     await stack.enter_async_context(serving_status(worker, sock))

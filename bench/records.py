@@ -34,7 +34,7 @@ PRESIGN = """mutation { attachment_presign_url(options: {model_property: {model_
   upload_url upload_url_payload url } }"""
 CREATE = """mutation($url: String) { record_create(record: {table: "documents",
   properties: [{name: "title", value: "CV"}, {name: "resume", value: $url}]}) { id } }"""
-RECORDS = """{ records(filter: {table: "documents"}, per_page: 100) { total_entries
+RECORDS = """{ records(filter: {table: {value: "documents"}}, per_page: 100) { total_entries
   results { id properties resume: property_upload(name: "resume") { url file_name size } } } }"""
 
 

@@ -9,7 +9,8 @@ mutation($table: String!, $prop: String!, $type: String, $name: String, $len: Co
 }"""
 
 ATTACHMENT_PRESIGN = """
-mutation($table: String!, $prop: String!, $type: String, $name: String, $disp: String, $len: ContentLengthRange) {
+mutation($table: String!, $prop: String!, $type: String, $name: String, $disp: AttachmentContentDispositionEnum,
+         $len: AttachmentContentLengthRange) {
   attachment_presign_url(options: {model_property: {model_schema_name: $table, property_name: $prop},
                                    content_type: $type, file_name: $name, content_disposition: $disp,
                                    content_length: $len}) {
@@ -26,7 +27,7 @@ mutation($table: String!, $prop: String!, $include: Boolean, $presign: PresignUr
 }"""
 
 RECORD_FIELDS = """
-  id table created_at updated_at properties
+  id table created_at updated_at deleted_at user_id external_id properties
   upload: property_upload(name: $prop) {
     url file_name extension size content_type width height versions
     version_details { name status url width height size format error }
@@ -35,7 +36,7 @@ RECORD_FIELDS = """
 
 RECORD_CREATE = (
     """
-mutation($table: String!, $props: [PropertyInput!], $prop: String!) {
+mutation($table: String!, $props: [PropertyInputType], $prop: String!) {
   record_create(record: {table: $table, properties: $props}) {"""
     + RECORD_FIELDS
     + "}}"
@@ -43,13 +44,13 @@ mutation($table: String!, $props: [PropertyInput!], $prop: String!) {
 
 RECORD_UPDATE = (
     """
-mutation($id: ID!, $props: [PropertyInput!]!, $prop: String!) {
+mutation($id: ID!, $props: [PropertyInputType], $prop: String!) {
   record_update(id: $id, record: {properties: $props}) {"""
     + RECORD_FIELDS
     + "}}"
 )
 
-RECORD_DELETE = "mutation($id: ID!) { record_delete(id: $id) { id table } }"
+RECORD_DELETE = "mutation($id: ID!) { record_delete(id: $id) { id table deleted_at } }"
 
 RECORD = (
     """
@@ -61,9 +62,9 @@ query($id: ID!, $prop: String!) {
 
 RECORDS = (
     """
-query($table: String!, $page: Int, $per_page: Int, $prop: String!, $ids: [ID!]) {
-  records(filter: {table: $table, ids: $ids}, page: $page, per_page: $per_page) {
-    total_entries total_pages has_next_page
+query($table: String!, $page: Int, $per_page: Int = 20, $prop: String!, $ids: [ID!]) {
+  records(filter: {table: {value: $table}, id: {value_in: $ids}}, page: $page, per_page: $per_page) {
+    total_entries total_pages has_next_page has_previous_page current_page per_page
     results {"""
     + RECORD_FIELDS
     + "}}}"

@@ -59,7 +59,7 @@ mutation($id: String!, $key: String!, $parts: [CompletedPartInput!]!) {
 MP_ABORT = "mutation($id: String!, $key: String!) { multipart_upload_abort(upload_id: $id, key: $key) }"
 
 SAVE = """
-mutation($table: String!, $props: [PropertyInput!], $prop: String!) {
+mutation($table: String!, $props: [PropertyInputType], $prop: String!) {
   record_create(record: {table: $table, properties: $props}) {
     id properties upload: property_upload(name: $prop) { url size content_type file_name }
   }

@@ -5,7 +5,7 @@ where that changes nothing."""
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 import strawberry
@@ -55,6 +55,10 @@ class Sample:
     def plain(self, names: list[str] | None = None) -> str:
         return ",".join(names or [])
 
+    @strawberry.field
+    def renamed(self, flag: Annotated[bool, strawberry.argument(name="_flag")] = True) -> str:
+        return str(flag)
+
 
 def test_listed_fields_get_direct_resolvers_and_others_are_refused() -> None:
     schema = build_schema()
@@ -69,11 +73,14 @@ def test_listed_fields_get_direct_resolvers_and_others_are_refused() -> None:
         with pytest.raises(ValueError, match=reason):
             install_direct_resolvers(build_schema(), fields)
     sample = strawberry.Schema(query=Sample, config=StrawberryConfig(auto_camel_case=False))
-    for field, reason in [("by_colour", "enum"), ("guarded", "permission"), ("either", "builds its own value")]:
+    for field, reason in [("guarded", "permission"), ("either", "builds its own value")]:
         with pytest.raises(ValueError, match=reason):
             install_direct_resolvers(sample, [("Sample", field)])
-    install_direct_resolvers(sample, [("Sample", "plain")])
+    install_direct_resolvers(sample, [("Sample", "plain"), ("Sample", "by_colour"), ("Sample", "renamed")])
     assert sample.execute_sync('{ plain(names: ["a", "b"]) }').data == {"plain": "a,b"}
+    # Strawberry's enum types coerce to the member already; GraphQL names reach Python parameters.
+    assert sample.execute_sync("{ by_colour(colour: RED) }").data == {"by_colour": "red"}
+    assert sample.execute_sync("{ renamed(_flag: false) }").data == {"renamed": "False"}
 
 
 async def test_direct_fields_answer_with_arguments_defaults_and_error_codes(h: Harness) -> None:

@@ -3,6 +3,7 @@ does, save the URL with record_create, query it back, download through the resol
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
@@ -92,7 +93,14 @@ async def test_private_document_gets_signed_url_with_disposition(h: Harness) -> 
     presigned = (
         await h.ok(
             ATTACHMENT_PRESIGN,
-            {"table": "documents", "prop": "resume", "type": "application/pdf", "name": "../../etc/Résumé 2026.pdf"},
+            # platformOS's content_disposition defaults to inline; download asks for an attachment.
+            {
+                "table": "documents",
+                "prop": "resume",
+                "type": "application/pdf",
+                "name": "../../etc/Résumé 2026.pdf",
+                "disp": "download",
+            },
         )
     )["attachment_presign_url"]
     key = presigned["key"]
@@ -221,9 +229,13 @@ async def test_replacing_and_deleting_remove_objects(h: Harness) -> None:
     await h.ok(RECORD_UPDATE, {"id": created["id"], "prop": "image", "props": [{"name": "image", "value": third}]})
     assert len(await h.keys()) == 1
     deleted = (await h.ok(RECORD_DELETE, {"id": created["id"]}))["record_delete"]
-    assert deleted["id"] == created["id"]
-    assert await h.keys() == []
+    assert deleted["id"] == created["id"] and deleted["deleted_at"] is not None
     assert (await h.ok(RECORD, {"id": created["id"], "prop": "image"}))["record"] is None
+    # A deleted record keeps its file until it is purged (platformOS: 30 days, restorable until then).
+    assert len(await h.keys()) == 1
+    records = h.app.state.services.records
+    assert await records.purge_deleted(now=datetime.now(UTC) + timedelta(days=31)) == 1
+    assert await h.keys() == []
 
 
 async def test_plain_properties_are_typed_and_validated(harness_factory: object, tmp_path: object) -> None:
@@ -237,7 +249,7 @@ async def test_plain_properties_are_typed_and_validated(harness_factory: object,
         "  - {name: d, type: datetime}\n  - {name: a, type: array}\n  - {name: s, type: string}\n"
     )
     h: Harness = await harness_factory(SCHEMA_DIR=str(folder))  # type: ignore[operator]
-    query = """mutation($props: [PropertyInput!]) {
+    query = """mutation($props: [PropertyInputType]) {
       record_create(record: {table: "things", properties: $props}) {
         id properties n: property(name: "n") b: property(name: "b") a: property(name: "a") } }"""
     props = [
@@ -293,7 +305,7 @@ async def test_records_paging_and_filter(h: Harness) -> None:
     assert [r["properties"]["caption"] for r in page3["results"]] == ["0"] and page3["has_next_page"] is False
     some = (await h.ok(RECORDS, {"table": "photos", "ids": ids[:2], "prop": "image"}))["records"]
     assert sorted(r["id"] for r in some["results"]) == sorted(ids[:2])
-    for variables in ({"page": 0}, {"per_page": 0}, {"per_page": 101}, {"ids": ["x"]}):
+    for variables in ({"page": 0}, {"per_page": 0}, {"per_page": 1001}, {"ids": ["x"]}):
         assert await h.error_code(RECORDS, {"table": "photos", "prop": "image", **variables}) == "BAD_USER_INPUT"
     assert await h.error_code(RECORDS, {"table": "nope", "prop": "image"}) == "TABLE_NOT_FOUND"
 

@@ -8,9 +8,11 @@ resolvers, the database and storage all run for real.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import schemathesis
+from graphql import NameNode, ObjectFieldNode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import graphql
@@ -25,6 +27,36 @@ EXAMPLES_PER_OPERATION = 125  # 9 operations: well over 1,000 documents in about
 
 schemathesis.graphql.scalar("BigInt", st.integers(min_value=-(2**70), max_value=2**70).map(nodes.Int))
 schemathesis.graphql.scalar("DateTime", st.text(max_size=40).map(nodes.String))
+# platformOS's scalars: names that exist and names that do not; dates that parse and text that does
+# not; any JSON value, nested.
+schemathesis.graphql.scalar(
+    "PropertyName",
+    st.one_of(st.sampled_from(["id", "caption", "image", "external_id"]), st.text(max_size=20)).map(nodes.String),
+)
+schemathesis.graphql.scalar(
+    "JSONDate",
+    st.one_of(st.datetimes(timezones=st.just(UTC)).map(datetime.isoformat), st.text(max_size=40)).map(nodes.String),
+)
+_JSON_LEAVES = st.one_of(
+    st.just(nodes.Null),
+    st.booleans().map(nodes.Boolean),
+    st.integers(min_value=-(2**40), max_value=2**40).map(nodes.Int),
+    st.floats(allow_nan=False, allow_infinity=False).map(nodes.Float),
+    st.text(max_size=20).map(nodes.String),
+)
+schemathesis.graphql.scalar(
+    "JSONPayload",
+    st.recursive(
+        _JSON_LEAVES,
+        lambda children: st.one_of(
+            st.lists(children, max_size=4).map(nodes.List),
+            st.dictionaries(st.from_regex(r"[a-z]{1,6}", fullmatch=True), children, max_size=4).map(
+                lambda d: nodes.Object([ObjectFieldNode(name=NameNode(value=k), value=v) for k, v in d.items()])
+            ),
+        ),
+        max_leaves=8,
+    ),
+)
 
 
 def generated_documents() -> list[str]:

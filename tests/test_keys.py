@@ -90,3 +90,19 @@ def test_bad_values() -> None:
             urls.key_from_value(value)
     with pytest.raises((BadUserInput, ForeignUpload)):
         urls.key_from_value("https://bkt.s3.amazonaws.com/photos/image/" + "ab" * 16 + "/%ff%fe.png")
+
+
+def test_s3_location_writes_a_space_as_plus() -> None:
+    """S3's POST <Location> is form-encoded: `/` as %2F, a space as +, a plus as %2B. A URL written
+    from the raw key keeps a plus literally, so both readings are candidates, likeliest first."""
+    urls = StorageUrls("bkt", "eu-west-1", None)
+    token = "ab" * 16
+    location = f"https://bkt.s3.eu-west-1.amazonaws.com/photos%2Fimage%2F{token}%2Fmy+holiday%2B1.png"
+    assert urls.key_from_value(location) == f"photos/image/{token}/my holiday+1.png"
+    assert urls.key_candidates(location) == [
+        f"photos/image/{token}/my holiday+1.png",
+        f"photos/image/{token}/my+holiday+1.png",
+    ]
+    raw = f"https://bkt.s3.eu-west-1.amazonaws.com/photos/image/{token}/a+b.png"
+    assert urls.key_candidates(raw) == [f"photos/image/{token}/a+b.png", f"photos/image/{token}/a b.png"]
+    assert urls.key_candidates(f"photos/image/{token}/a+b.png") == [f"photos/image/{token}/a+b.png"]

@@ -73,3 +73,39 @@ async def test_records_page_runs_constant_queries(harness_factory: Any) -> None:
     # count + page of records + their uploads + those uploads' versions
     assert len(with_100) == 4, with_100
     assert len(with_100) == len(with_10), (with_10, with_100)
+
+
+FILTERED = """query($caption: String!) {
+  records(per_page: 100, filter: {table: {value: "photos"}, properties: [{name: "caption", starts_with: $caption},
+          {name: "image", exists: true}], or: [{created_at: {gte: "2020-01-01"}}, {user_id: {value: "x"}}]},
+          sort: [{properties: [{name: "caption", order: DESC}]}]) {
+    total_entries has_next_page
+    results {
+      id caption: property(name: "caption")
+      image: property_upload(name: "image") { url versions }
+      same: related_record(table: "photos", join_on_property: "id") { id image: property_upload(name: "image") { url } }
+      others: related_records(table: "photos", join_on_property: "id", foreign_property: "id", limit: 2) { id }
+    }
+  }
+}"""
+
+
+async def test_filtered_sorted_page_with_related_records_runs_constant_queries(harness_factory: Any) -> None:
+    h: Harness = await harness_factory(PRESIGN_RATE_PER_MINUTE=100_000, MAX_PENDING_UPLOADS=100_000)
+
+    async def run(expected: int) -> list[str]:
+        with count_queries() as counter:
+            data = await h.ok(FILTERED, {"caption": "photo"})
+        results = data["records"]["results"]
+        assert len(results) == expected and data["records"]["total_entries"] == expected
+        assert all(r["same"]["id"] == r["id"] and r["same"]["image"]["url"] for r in results)
+        assert all([o["id"] for o in r["others"]] == [r["id"]] for r in results)
+        return counter.statements
+
+    await _add_photos(h, 5)
+    with_5 = await run(5)
+    await _add_photos(h, 25)
+    with_30 = await run(30)
+    # count + page + uploads + versions, then for each related field: its records + their uploads + versions
+    assert len(with_30) == 4 + 3 + 3, with_30
+    assert len(with_30) == len(with_5)

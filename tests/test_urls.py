@@ -24,7 +24,7 @@ QUERY = """query($id: ID!) { record(id: $id) {
     preview: url(version: "preview")
   }
 } }"""
-LIST = """{ records(filter: {table: "documents"}) { results { id properties
+LIST = """{ records(filter: {table: {value: "documents"}}, per_page: 20) { results { id properties
   file: property_upload(name: "resume") { url versions version_details { url } } } } }"""
 
 

@@ -16,7 +16,7 @@ import time
 import uuid
 import zlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -292,7 +292,10 @@ async def test_versions_removed_on_replace_and_delete(harness_factory: Any, queu
     for d in first["version_details"]:
         async with httpx.AsyncClient() as client:
             assert (await client.get(d["url"])).status_code == 404
+    # A deleted record keeps its files until it is purged (30 days, restorable until then).
     await h.ok(RECORD_DELETE, {"id": created["id"]})
+    assert set(await h.keys()) == keys
+    await h.app.state.services.records.purge_deleted(now=datetime.now(UTC) + timedelta(days=31))
     assert await h.keys() == []
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,6 +23,7 @@ class Context:
     caller: Caller
     auth_error: AppError | None = None  # a bad token: the auth gate fails the request with it
     auth_required: bool = False  # auth is configured: mutations need a token
+    loaders: dict[str, Any] = field(default_factory=dict)  # per-request batch loaders (app/graphql/related.py)
 
 
 Info = _Info[Context, None]

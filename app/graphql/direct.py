@@ -36,21 +36,23 @@ from strawberry.types.base import StrawberryObjectDefinition
 from strawberry.types.field import StrawberryField
 
 Converter = Callable[[Any], Any] | None  # None: the value passes through unchanged
+Cache = dict[str, Callable[[Any], Any]]
 _BACKREF = GraphQLCoreConverter.DEFINITION_BACKREF
 
 
 def install_direct_resolvers(schema: strawberry.Schema, fields: Iterable[tuple[str, str]]) -> None:
     """Give each (type, field) a direct resolver; a field that does not qualify is a programming
     error, reported at start-up rather than resolved differently."""
+    cache: Cache = {}
     for type_name, field_name in fields:
         gql_type = schema._schema.get_type(type_name)
         if not isinstance(gql_type, GraphQLObjectType) or field_name not in gql_type.fields:
             raise ValueError(f"{type_name}.{field_name} is not a field of the schema")
         gql_field = gql_type.fields[field_name]
-        gql_field.resolve = _direct(f"{type_name}.{field_name}", gql_field)
+        gql_field.resolve = _direct(f"{type_name}.{field_name}", gql_field, cache)
 
 
-def _direct(where: str, gql_field: GraphQLField) -> Callable[..., Any]:
+def _direct(where: str, gql_field: GraphQLField, cache: Cache) -> Callable[..., Any]:
     field = (gql_field.extensions or {}).get(_BACKREF)
     if not isinstance(field, StrawberryField) or field.base_resolver is None:
         raise ValueError(f"{where} has no resolver of its own")
@@ -64,19 +66,27 @@ def _direct(where: str, gql_field: GraphQLField) -> Callable[..., Any]:
     function: Callable[..., Any] = resolver.wrapped_func
     info_name = resolver.info_parameter.name if resolver.info_parameter is not None else None
     converters: list[tuple[str, Callable[[Any], Any]]] = []
+    # graphql-core passes arguments by their GraphQL names (e.g. `_index_update`), the function takes Python ones.
+    renamed: list[tuple[str, str]] = []
     for argument in field.arguments:
-        graphql_arg = gql_field.args.get(argument.python_name)
+        graphql_name = argument.graphql_name or argument.python_name
+        graphql_arg = gql_field.args.get(graphql_name)
         if graphql_arg is None:
-            raise ValueError(f"{where}({argument.python_name}): the GraphQL name differs from the Python one")
-        converter = _converter(f"{where}({argument.python_name})", graphql_arg.type)
+            raise ValueError(f"{where}({graphql_name}): no such argument in the schema")
+        if graphql_name != argument.python_name:
+            renamed.append((graphql_name, argument.python_name))
+        converter = _converter(f"{where}({graphql_name})", graphql_arg.type, cache)
         if converter is not None:
-            converters.append((argument.python_name, converter))
+            converters.append((graphql_name, converter))
 
     def resolve(source: Any, info: Any, **arguments: Any) -> Any:
         for name, convert in converters:
             if name in arguments:
                 value = arguments[name]
                 arguments[name] = None if value is None else convert(value)
+        for graphql_name, python_name in renamed:
+            if graphql_name in arguments:
+                arguments[python_name] = arguments.pop(graphql_name)
         if info_name is not None:
             arguments[info_name] = info
         return function(source, **arguments)
@@ -84,12 +94,12 @@ def _direct(where: str, gql_field: GraphQLField) -> Callable[..., Any]:
     return resolve
 
 
-def _converter(where: str, gql_type: GraphQLInputType) -> Converter:
+def _converter(where: str, gql_type: GraphQLInputType, cache: Cache) -> Converter:
     """What Strawberry's convert_argument does to a value of `gql_type`, decided once."""
     if isinstance(gql_type, GraphQLNonNull):
-        return _converter(where, gql_type.of_type)
+        return _converter(where, gql_type.of_type, cache)
     if isinstance(gql_type, GraphQLList):
-        item = _converter(where, gql_type.of_type)
+        item = _converter(where, gql_type.of_type, cache)
         if item is None:
             # Copied even so: graphql-core hands every request the same default list object.
             return list
@@ -99,33 +109,21 @@ def _converter(where: str, gql_type: GraphQLInputType) -> Converter:
             raise ValueError(f"{where}: GlobalID arguments are decoded by Strawberry")
         return None
     if isinstance(gql_type, GraphQLEnumType):
-        raise ValueError(f"{where}: enum arguments are converted by Strawberry")
+        # Strawberry's enum types already coerce to the Python enum member.
+        if not hasattr(gql_type, "wrapped_cls"):
+            raise ValueError(f"{where}: {gql_type.name} is not a Strawberry enum")
+        return None
     if isinstance(gql_type, GraphQLInputObjectType):
-        return _input_converter(where, gql_type)
+        return _input_converter(where, gql_type, cache)
     raise ValueError(f"{where}: unsupported argument type {gql_type}")
 
 
-def _input_converter(where: str, gql_type: GraphQLInputObjectType) -> Callable[[Any], Any]:
-    definition = (gql_type.extensions or {}).get(_BACKREF)
-    if not isinstance(definition, StrawberryObjectDefinition) or not definition.is_input:
-        raise ValueError(f"{where}: {gql_type.name} is not a Strawberry input type")
-    if definition.from_input is not None or definition.is_one_of:
-        raise ValueError(f"{where}: {gql_type.name} builds its own value")
-    cls = definition.origin
+def _input_converter(where: str, gql_type: GraphQLInputObjectType, cache: Cache) -> Callable[[Any], Any]:
+    """Cached by type name, so a type that contains itself (a filter's `or`) is built once."""
+    known = cache.get(gql_type.name)
+    if known is not None:
+        return known
     fields: list[tuple[str, str, Converter]] = []
-    for graphql_name, input_field in gql_type.fields.items():
-        strawberry_field = (input_field.extensions or {}).get(_BACKREF)
-        if not isinstance(strawberry_field, StrawberryField):
-            raise ValueError(f"{where}: {gql_type.name}.{graphql_name} has no Strawberry field")
-        fields.append(
-            (graphql_name, strawberry_field.python_name, _converter(f"{where}.{graphql_name}", input_field.type))
-        )
-    # Strawberry sets the fields that have no default to None before filling in the given ones.
-    unset = [
-        f.python_name
-        for f in definition.fields
-        if f.default_value is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    ]
 
     def build(value: Any) -> Any:
         kwargs = dict.fromkeys(unset)
@@ -135,4 +133,33 @@ def _input_converter(where: str, gql_type: GraphQLInputObjectType) -> Callable[[
                 kwargs[python_name] = given if convert is None or given is None else convert(given)
         return cls(**kwargs)
 
+    cache[gql_type.name] = build
+    cls, unset = _input_fields(where, gql_type, fields, cache)
     return build
+
+
+def _input_fields(
+    where: str, gql_type: GraphQLInputObjectType, fields: list[tuple[str, str, Converter]], cache: Cache
+) -> tuple[type, list[str]]:
+    """Fill `fields` with (GraphQL name, Python name, converter); returns the class and the fields
+    Strawberry sets to None when not given."""
+    definition = (gql_type.extensions or {}).get(_BACKREF)
+    if not isinstance(definition, StrawberryObjectDefinition) or not definition.is_input:
+        raise ValueError(f"{where}: {gql_type.name} is not a Strawberry input type")
+    if definition.from_input is not None or definition.is_one_of:
+        raise ValueError(f"{where}: {gql_type.name} builds its own value")
+    cls = definition.origin
+    for graphql_name, input_field in gql_type.fields.items():
+        strawberry_field = (input_field.extensions or {}).get(_BACKREF)
+        if not isinstance(strawberry_field, StrawberryField):
+            raise ValueError(f"{where}: {gql_type.name}.{graphql_name} has no Strawberry field")
+        fields.append(
+            (graphql_name, strawberry_field.python_name, _converter(f"{where}.{graphql_name}", input_field.type, cache))
+        )
+    # Strawberry sets the fields that have no default to None before filling in the given ones.
+    unset = [
+        f.python_name
+        for f in definition.fields
+        if f.default_value is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    return cls, unset

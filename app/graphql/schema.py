@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
@@ -11,30 +12,38 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from app import db
-from app.errors import AppError, DatabaseUnavailable
+from app.errors import AppError, BadUserInput, DatabaseUnavailable
 from app.graphql.context import Info
 from app.graphql.direct import install_direct_resolvers
 from app.graphql.inputs import (
     AttachmentPresignUrlInput,
     ImagePresignUrlInput,
     PresignUrl,
-    PropertyInput,
     PutUploadInput,
-    RecordFilter,
-    RecordInput,
-    RecordUpdateInput,
+    QueryOptionsInput,
+    RecordInputType,
+    RecordsFilterInput,
+    RecordsSortInput,
+    plain,
 )
 from app.graphql.multipart import MultipartMutation
 from app.graphql.pipeline import DocumentCache, RequestPipeline, limit_rules
 from app.graphql.scalars import SCALARS
-from app.graphql.types import DIRECT_RESOLVERS, PresignedUploadUrl, Record, RecordCollection, Table
+from app.graphql.selection import asks_for
+from app.graphql.types import (
+    DIRECT_RESOLVERS,
+    AttachmentPresignedUploadUrl,
+    ImagePresignedUploadUrl,
+    PropertyUploadPresignedUrl,
+    Record,
+    RecordCollection,
+    Table,
+)
 from app.settings import Settings
 
 log = logging.getLogger("app.graphql")
 
-
-def _pairs(properties: list[PropertyInput] | None) -> list[tuple[str, str | None]]:
-    return [(p.name, p.value) for p in properties or []]
+UPLOAD_TYPES = ("attachment", "image", "upload")
 
 
 @strawberry.type
@@ -43,84 +52,140 @@ class Query:
     def tables(self, info: Info) -> list[Table]:
         return [Table.from_domain(t) for t in info.context.uploads.tables.values()]
 
-    @strawberry.field(description="Records of one table, newest first.")
+    @strawberry.field(
+        description="Records, as platformOS filters, sorts and pages them (newest first unless sorted); "
+        "deleted records only when the filter names deleted_at."
+    )
     async def records(
-        self, info: Info, filter: RecordFilter, page: int | None = 1, per_page: int | None = 20
+        self,
+        info: Info,
+        per_page: int,
+        filter: RecordsFilterInput | None = None,
+        options: QueryOptionsInput | None = None,
+        page: int | None = 1,
+        sort: list[RecordsSortInput] | None = None,
     ) -> RecordCollection:
         result = await info.context.records.list_page(
-            filter.table, filter.ids, 1 if page is None else page, 20 if per_page is None else per_page
+            plain(filter),
+            plain(sort),
+            1 if page is None else page,
+            per_page,
+            with_total=asks_for(info, ("total_entries", "total_pages")),
         )
         return RecordCollection.from_domain(result)
 
-    @strawberry.field
+    @strawberry.field(description="One live record by id (this server's extra).")
     async def record(self, info: Info, id: strawberry.ID) -> Record | None:
         view = await info.context.records.get(id)
         return None if view is None else Record.from_view(view)
 
 
+def _presign_target(table: str | None, model_schema_name: str | None, user: bool | None) -> str:
+    """property_upload_presigned_url names the table as `table` or, deprecated, `model_schema_name`."""
+    if user:
+        raise BadUserInput(
+            "user: true presigns into user.yml properties, which this server does not have; "
+            "declare the property in a table and pass table"
+        )
+    if table is not None and model_schema_name is not None and table != model_schema_name:
+        raise BadUserInput("table and model_schema_name name the same thing; give one of them")
+    name = table if table is not None else model_schema_name
+    if name is None:
+        raise BadUserInput("table is required: the table whose upload property the file is for")
+    return name
+
+
 async def _presign_form(
-    info: Info, options: AttachmentPresignUrlInput | ImagePresignUrlInput, accepts: tuple[str, ...]
-) -> PresignedUploadUrl:
+    info: Info, options: AttachmentPresignUrlInput | ImagePresignUrlInput | None, accepts: tuple[str, ...]
+) -> Any:
     """The 2020 presign mutations differ only in the property types they accept."""
+    if options is None:
+        raise BadUserInput("options.model_property {model_schema_name, property_name} is required")
     ctx = info.context
-    prop = options.model_property
-    result = await ctx.uploads.presign_post(
-        ctx.caller, prop.model_schema_name, prop.property_name, accepts, options.client_options(), options.file_name
-    )
-    return PresignedUploadUrl.from_domain(result)
+    table, prop = options.target()
+    return await ctx.uploads.presign_post(ctx.caller, table, prop, accepts, options.client_options(), options.file_name)
 
 
 @strawberry.type
 class Mutation(MultipartMutation):
     @strawberry.mutation(description="Presign a form upload into an attachment (or upload) property.")
-    async def attachment_presign_url(self, info: Info, options: AttachmentPresignUrlInput) -> PresignedUploadUrl:
-        return await _presign_form(info, options, ("attachment", "upload"))
+    async def attachment_presign_url(
+        self, info: Info, options: AttachmentPresignUrlInput | None = None
+    ) -> AttachmentPresignedUploadUrl:
+        return AttachmentPresignedUploadUrl.from_domain(await _presign_form(info, options, ("attachment", "upload")))
 
     @strawberry.mutation(description="Presign a form upload into an image (or upload) property.")
-    async def image_presign_url(self, info: Info, options: ImagePresignUrlInput) -> PresignedUploadUrl:
-        return await _presign_form(info, options, ("image", "upload"))
+    async def image_presign_url(
+        self, info: Info, options: ImagePresignUrlInput | None = None
+    ) -> ImagePresignedUploadUrl:
+        return ImagePresignedUploadUrl.from_domain(await _presign_form(info, options, ("image", "upload")))
 
     @strawberry.mutation(description="Presign an upload into any upload property (current API).")
     async def property_upload_presigned_url(
         self,
         info: Info,
-        table: str,
         property_name: str,
         include_content_type: bool | None = False,
+        model_schema_name: Annotated[str | None, strawberry.argument(description="deprecated, use table")] = None,
         presign_url: PresignUrl | None = None,
+        table: str | None = None,
+        user: bool | None = False,
         put: PutUploadInput | None = None,
-    ) -> PresignedUploadUrl:
+    ) -> PropertyUploadPresignedUrl:
         ctx = info.context
+        name = _presign_target(table, model_schema_name, user)
         options = (presign_url or PresignUrl()).client_options()
         if put is not None:
             presigned = await ctx.uploads.presign_put(
-                ctx.caller, table, property_name, ("attachment", "image", "upload"), options, put.exact()
+                ctx.caller, name, property_name, UPLOAD_TYPES, options, put.exact()
             )
-            return PresignedUploadUrl.from_domain(presigned)
+            return PropertyUploadPresignedUrl.from_domain(presigned)
         result = await ctx.uploads.presign_post(
-            ctx.caller,
-            table,
-            property_name,
-            ("attachment", "image", "upload"),
-            options,
-            include_content_type=bool(include_content_type),
+            ctx.caller, name, property_name, UPLOAD_TYPES, options, include_content_type=bool(include_content_type)
         )
-        return PresignedUploadUrl.from_domain(result)
+        return PropertyUploadPresignedUrl.from_domain(result)
 
     @strawberry.mutation(description="Create a record; upload values are verified in storage before saving.")
-    async def record_create(self, info: Info, record: RecordInput) -> Record:
+    async def record_create(
+        self,
+        info: Info,
+        record: RecordInputType,
+        form_name: Annotated[str | None, strawberry.argument(description="Accepted; forms are not modelled.")] = None,
+    ) -> Record:
         ctx = info.context
-        return Record.from_view(await ctx.records.create(ctx.caller, record.table, _pairs(record.properties)))
+        if not record.table:
+            raise BadUserInput("record.table is required to create a record")
+        return Record.from_view(await ctx.records.create(ctx.caller, record.table, (), record.changes()))
 
-    @strawberry.mutation(description="Change the given properties; a null upload value removes the file.")
-    async def record_update(self, info: Info, id: strawberry.ID, record: RecordUpdateInput) -> Record:
+    @strawberry.mutation(
+        description="Change the given properties and fields; a null upload value removes the file, "
+        "deleted_at: null restores a deleted record."
+    )
+    async def record_update(
+        self,
+        info: Info,
+        id: strawberry.ID,
+        record: RecordInputType,
+        form_name: Annotated[str | None, strawberry.argument(description="Accepted; forms are not modelled.")] = None,
+        index_update: Annotated[
+            bool | None, strawberry.argument(name="_index_update", description="Accepted; there is no such index.")
+        ] = True,
+    ) -> Record:
         ctx = info.context
-        return Record.from_view(await ctx.records.update(ctx.caller, id, _pairs(record.properties)))
+        return Record.from_view(await ctx.records.update(ctx.caller, id, (), record.changes()))
 
-    @strawberry.mutation(description="Delete a record; its files are removed from storage.")
-    async def record_delete(self, info: Info, id: strawberry.ID) -> Record:
+    @strawberry.mutation(
+        description="Delete a record (soft, as platformOS: it gets deleted_at; its files go when it is purged)."
+    )
+    async def record_delete(
+        self,
+        info: Info,
+        id: strawberry.ID,
+        table: str | None = None,
+        form_name: Annotated[str | None, strawberry.argument(description="Accepted; forms are not modelled.")] = None,
+    ) -> Record:
         ctx = info.context
-        return Record.from_view(await ctx.records.delete(ctx.caller, id))
+        return Record.from_view(await ctx.records.delete(ctx.caller, id, table))
 
 
 # Root fields whose resolvers use nothing of `info` but `info.context` (app/graphql/direct.py).

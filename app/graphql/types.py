@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 from collections.abc import Awaitable, Iterable
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Self, cast
 
 import strawberry
 
 from app.errors import BadUserInput, PropertyNotFound, PropertyTypeMismatch
 from app.graphql.context import Info
-from app.graphql.scalars import BigInt, HashObject
+from app.graphql.inputs import RecordsFilterInput, RecordsSortInput, plain
+from app.graphql.related import related_loader
+from app.graphql.scalars import BigInt, HashObject, JSONDate, JSONPayload
 from app.models import UploadVersion
-from app.records import RecordPage, RecordView
+from app.records import DEFAULT_RELATED_LIMIT, RecordPage, RecordView, RelatedSpec
 from app.tables import PropertyDef, TableDef
 from app.uploads import DEFAULT_GET_EXPIRES_IN, PresignedUpload, Uploads, UploadView
 
 
 @strawberry.type(description="Everything a browser needs to send one file straight to storage.")
 class PresignedUploadUrl:
+    """The fields every presign answers with; each mutation returns its platformOS-named type."""
+
     upload_url: str = strawberry.field(description="Where to send the file (POST a multipart form, or PUT).")
     upload_url_payload: HashObject = strawberry.field(
         description='Form fields to send as they are, in order, with the file last in a field named "file".'
@@ -34,7 +39,7 @@ class PresignedUploadUrl:
     headers: HashObject = strawberry.field(description="Headers the client must send with a PUT; {} for POST.")
 
     @classmethod
-    def from_domain(cls, p: PresignedUpload) -> PresignedUploadUrl:
+    def from_domain(cls, p: PresignedUpload) -> Self:
         return cls(
             upload_url=p.upload_url,
             upload_url_payload=HashObject(p.payload),
@@ -46,6 +51,21 @@ class PresignedUploadUrl:
             content_types=p.content_types,
             headers=HashObject(p.headers),
         )
+
+
+@strawberry.type(description="A presigned upload into any upload property (property_upload_presigned_url).")
+class PropertyUploadPresignedUrl(PresignedUploadUrl):
+    pass
+
+
+@strawberry.type(description="A presigned upload into an image (or upload) property (image_presign_url).")
+class ImagePresignedUploadUrl(PresignedUploadUrl):
+    pass
+
+
+@strawberry.type(description="A presigned upload into an attachment (or upload) property (attachment_presign_url).")
+class AttachmentPresignedUploadUrl(PresignedUploadUrl):
+    pass
 
 
 @strawberry.type
@@ -117,6 +137,12 @@ def _as_field(value: str | Awaitable[str] | None) -> str | None:
 DIRECT_RESOLVERS = (
     ("Record", "properties"),
     ("Record", "property"),
+    ("Record", "property_array"),
+    ("Record", "property_boolean"),
+    ("Record", "property_float"),
+    ("Record", "property_int"),
+    ("Record", "property_json"),
+    ("Record", "property_object"),
     ("Record", "property_upload"),
     ("PropertyUpload", "url"),
     ("PropertyUpload", "versions"),
@@ -125,8 +151,10 @@ DIRECT_RESOLVERS = (
 
 
 def _readable(info: Info, view: RecordView) -> bool:
+    """Private files of a record are its owner's; without auth there are no identities to compare."""
     owner = view.record.owner
-    return owner is None or owner == info.context.caller.subject
+    ctx = info.context
+    return not ctx.auth_required or owner is None or owner == ctx.caller.subject
 
 
 @strawberry.type(description="A file saved in a record property, with its URLs resolved for the caller.")
@@ -215,13 +243,59 @@ def _as_string(value: Any) -> str | None:
     return str(value)
 
 
-@strawberry.type
+def _parsed_json(value: Any) -> Any:
+    """A string that holds JSON (written with `value`) as the JSON it holds."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _as_number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    return None
+
+
+GRAPHQL_INT = 2**31
+
+
+def _related_spec(
+    kind: str,
+    table: list[str | None],
+    join_on_property: str,
+    foreign_property: str,
+    filter: RecordsFilterInput | None,
+    sort: list[RecordsSortInput] | None,
+    limit: int | None,
+) -> RelatedSpec:
+    tables = tuple(t for t in table if t)
+    plain_filter, plain_sort = plain(filter), plain(sort)
+    size = 1 if kind == "one" else DEFAULT_RELATED_LIMIT if limit is None else limit
+    key = json.dumps([kind, tables, join_on_property, foreign_property, plain_filter, plain_sort, size], sort_keys=True)
+    return RelatedSpec(tables, join_on_property, foreign_property, plain_filter, plain_sort, size, key)
+
+
+@strawberry.type(description="A record of a table, as platformOS has it; upload properties resolve to their files.")
 class Record:
     _view: strawberry.Private[RecordView]
     id: strawberry.ID
     table: str
-    created_at: datetime
-    updated_at: datetime
+    created_at: JSONDate
+    updated_at: JSONDate
+    deleted_at: JSONDate | None = strawberry.field(description="Set when the record was deleted (soft delete).")
+    user_id: strawberry.ID | None = strawberry.field(description="The record's owner.")
+    external_id: strawberry.ID | None
 
     def _pdef(self, info: Info, name: str) -> PropertyDef:
         tdef = info.context.uploads.table(self.table)
@@ -229,6 +303,14 @@ class Record:
         if pdef is None:
             raise PropertyNotFound(f"table {self.table!r} has no property {name[:100]!r}")
         return pdef
+
+    def _plain(self, info: Info, name: str, reader: str) -> Any:
+        pdef = self._pdef(info, name)
+        if pdef.is_upload:
+            raise PropertyTypeMismatch(
+                f"property {self.table}.{name} is an upload; read it with property_upload, not {reader}"
+            )
+        return self._view.record.properties.get(name)
 
     def _upload_url(self, info: Info, name: str, expires_in: int) -> str | Awaitable[str] | None:
         view = self._view.uploads.get(name)
@@ -257,6 +339,49 @@ class Record:
             return _as_field(self._upload_url(info, name, DEFAULT_GET_EXPIRES_IN))
         return _as_string(self._view.record.properties.get(name))
 
+    @strawberry.field(description="An array property's items as strings (a single value as a one-item array).")
+    def property_array(self, info: Info, name: str) -> list[str] | None:
+        value = _parsed_json(self._plain(info, name, "property_array"))
+        if value is None:
+            return None
+        items = value if isinstance(value, list) else [value]
+        return [text for text in (_as_string(item) for item in items) if text is not None]
+
+    @strawberry.field(description="true or false (also from the strings true and false); null otherwise.")
+    def property_boolean(self, info: Info, name: str) -> bool | None:
+        value = self._plain(info, name, "property_boolean")
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        return None
+
+    @strawberry.field(description="The value as a number (also from a numeric string); null otherwise.")
+    def property_float(self, info: Info, name: str) -> float | None:
+        return _as_number(self._plain(info, name, "property_float"))
+
+    @strawberry.field(description="The value as a whole number (also from a numeric string); null otherwise.")
+    def property_int(self, info: Info, name: str) -> int | None:
+        value = self._plain(info, name, "property_int")
+        number = value if isinstance(value, int) and not isinstance(value, bool) else _as_number(value)
+        if number is None or (isinstance(number, float) and not number.is_integer()):
+            return None
+        if not -GRAPHQL_INT <= number < GRAPHQL_INT:
+            raise BadUserInput(
+                f"property {name!r} holds {int(number)}, beyond GraphQL's 32-bit Int; read it with property "
+                "or property_float"
+            )
+        return int(number)
+
+    @strawberry.field(description="The value as JSON (a string holding JSON is parsed).")
+    def property_json(self, info: Info, name: str) -> JSONPayload | None:
+        return cast(JSONPayload, _parsed_json(self._plain(info, name, "property_json")))
+
+    @strawberry.field(description="The value when it is a JSON object (also from a string holding one); else null.")
+    def property_object(self, info: Info, name: str) -> HashObject | None:
+        value = _parsed_json(self._plain(info, name, "property_object"))
+        return HashObject(value) if isinstance(value, dict) else None
+
     @strawberry.field(description="The file in an upload property; private URLs are signed for expires_in seconds.")
     def property_upload(self, info: Info, name: str, expires_in: int | None = None) -> PropertyUpload | None:
         pdef = self._pdef(info, name)
@@ -266,26 +391,82 @@ class Record:
         view = self._view.uploads.get(name)
         return None if view is None else PropertyUpload.from_view(view, _readable(info, self._view), seconds)
 
+    @strawberry.field(
+        description="The first record of `table` whose foreign_property equals this record's join_on_property."
+    )
+    async def related_record(
+        self,
+        info: Info,
+        join_on_property: str,
+        table: list[str | None],
+        filter: RecordsFilterInput | None = None,
+        foreign_property: str | None = "id",
+        sort: list[RecordsSortInput] | None = None,
+    ) -> Record | None:
+        spec = _related_spec("one", table, join_on_property, foreign_property or "id", filter, sort, 1)
+        found = await related_loader(info.context, spec).load(self._view.record)
+        return Record.from_view(found[0]) if found else None
+
+    @strawberry.field(
+        description="Records of `table` whose foreign_property equals this record's join_on_property (or one of "
+        "its items, for an array property); at most `limit` (default 100)."
+    )
+    async def related_records(
+        self,
+        info: Info,
+        foreign_property: str,
+        join_on_property: str,
+        table: list[str | None],
+        filter: RecordsFilterInput | None = None,
+        limit: int | None = None,
+        sort: list[RecordsSortInput] | None = None,
+    ) -> list[Record] | None:
+        spec = _related_spec("many", table, join_on_property, foreign_property, filter, sort, limit)
+        return [Record.from_view(v) for v in await related_loader(info.context, spec).load(self._view.record)]
+
     @classmethod
     def from_view(cls, view: RecordView) -> Record:
         r = view.record
         return cls(
-            _view=view, id=strawberry.ID(str(r.id)), table=r.table, created_at=r.created_at, updated_at=r.updated_at
+            _view=view,
+            id=strawberry.ID(str(r.id)),
+            table=r.table,
+            created_at=cast(JSONDate, r.created_at),
+            updated_at=cast(JSONDate, r.updated_at),
+            deleted_at=cast(JSONDate | None, r.deleted_at),
+            user_id=None if r.owner is None else strawberry.ID(r.owner),
+            external_id=None if r.external_id is None else strawberry.ID(r.external_id),
         )
 
 
 @strawberry.type
 class RecordCollection:
-    results: list[Record]
-    total_entries: int
-    total_pages: int
+    _page: strawberry.Private[RecordPage]
+    current_page: int
+    per_page: int
     has_next_page: bool
+    has_previous_page: bool
+    results: list[Record] | None
+
+    @strawberry.field
+    def total_entries(self) -> int:
+        total = self._page.total_entries
+        assert total is not None, "counted whenever the document asks for total_entries"
+        return total
+
+    @strawberry.field
+    def total_pages(self) -> int:
+        pages = self._page.total_pages
+        assert pages is not None, "counted whenever the document asks for total_pages"
+        return pages
 
     @classmethod
     def from_domain(cls, page: RecordPage) -> RecordCollection:
         return cls(
-            results=[Record.from_view(v) for v in page.results],
-            total_entries=page.total_entries,
-            total_pages=page.total_pages,
+            _page=page,
+            current_page=page.page,
+            per_page=page.per_page,
             has_next_page=page.has_next_page,
+            has_previous_page=page.has_previous_page,
+            results=[Record.from_view(v) for v in page.results],
         )

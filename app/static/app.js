@@ -10,19 +10,23 @@ const PRESIGN_FIELDS = "upload_url upload_url_payload method key url max_size co
 const IMAGE_PRESIGN = `mutation($type: String, $name: String) {
   image_presign_url(options: {model_property: {model_schema_name: "photos", property_name: "image"},
                               content_type: $type, file_name: $name}) { ${PRESIGN_FIELDS} } }`;
+// platformOS serves attachments inline unless asked; the résumés of this demo download as files.
 const ATTACHMENT_PRESIGN = `mutation($type: String, $name: String) {
   attachment_presign_url(options: {model_property: {model_schema_name: "documents", property_name: "resume"},
-                                   content_type: $type, file_name: $name}) { ${PRESIGN_FIELDS} } }`;
+                                   content_type: $type, file_name: $name, content_disposition: download}) {
+    ${PRESIGN_FIELDS} } }`;
 
-const RECORD_CREATE = `mutation($table: String!, $props: [PropertyInput!]) {
+const RECORD_CREATE = `mutation($table: String!, $props: [PropertyInputType]) {
   record_create(record: {table: $table, properties: $props}) { id } }`;
 
-const PHOTOS = `{ records(filter: {table: "photos"}, per_page: 20) { total_entries results {
+const PHOTOS = `{ records(filter: {table: {value: "photos"}}, sort: {created_at: {order: DESC}}, per_page: 20) {
+  total_entries results {
   id created_at properties
   upload: property_upload(name: "image") {
     url file_name width height content_type versions
     version_details { name status url width height error } } } } }`;
-const DOCUMENTS = `{ records(filter: {table: "documents"}, per_page: 20) { total_entries results {
+const DOCUMENTS = `{ records(filter: {table: {value: "documents"}}, sort: {created_at: {order: DESC}},
+  per_page: 20) { total_entries results {
   id created_at properties
   upload: property_upload(name: "resume") { url file_name size content_type } } } }`;
 

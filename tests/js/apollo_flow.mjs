@@ -31,7 +31,7 @@ const IMAGE_PRESIGN = gql`
     }
   }`;
 const RECORD_CREATE = gql`
-  mutation Save($props: [PropertyInput!]) {
+  mutation Save($props: [PropertyInputType]) {
     record_create(record: {table: "photos", properties: $props}) {
       id
       upload: property_upload(name: "image") { url file_name size content_type versions
@@ -40,7 +40,7 @@ const RECORD_CREATE = gql`
   }`;
 const RECORD = gql`
   query Photo($ids: [ID!]) {
-    records(filter: {table: "photos", ids: $ids}) {
+    records(filter: {table: {value: "photos"}, id: {value_in: $ids}}, per_page: 20) {
       results { id upload: property_upload(name: "image") { url versions version_details { name status url } } }
     }
   }`;
