@@ -205,8 +205,9 @@ async def test_no_cors_headers_without_cors_origins(h: Harness) -> None:
     assert "access-control-allow-origin" not in response.headers
 
 
-async def test_presign_rate_limit_per_caller(harness_factory: Any) -> None:
-    h: Harness = await harness_factory(PRESIGN_RATE_PER_MINUTE=3)
+@pytest.mark.parametrize("store", ["database", "process"])
+async def test_presign_rate_limit_per_caller(harness_factory: Any, store: str) -> None:
+    h: Harness = await harness_factory(PRESIGN_RATE_PER_MINUTE=3, PRESIGN_RATE_STORE=store)
     for _ in range(3):
         await h.ok(IMAGE_PRESIGN, PRESIGN_VARS)
     body = await h.gql(IMAGE_PRESIGN, PRESIGN_VARS)
