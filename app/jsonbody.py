@@ -66,6 +66,17 @@ def _depth(text: str) -> int:
     return max(accumulate(steps), default=0)
 
 
+def is_json_media_type(content_type: str) -> bool:
+    """True for `application/json`, in UTF-8 (said or implied), the one body type the API reads."""
+    media, *params = content_type.split(";")
+    charset = "utf-8"
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"').lower()
+    return media.strip().lower() == "application/json" and charset == "utf-8"
+
+
 def loads(data: bytes | str, *, what: str = "the body") -> Any:
     """Decode UTF-8 JSON, or raise MalformedJson naming `what` was wrong."""
     if isinstance(data, bytes):

@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from app.auth import Authenticator
 from app.errors import BadUserInput, PayloadTooLarge
-from app.jsonbody import MalformedJson, loads
+from app.jsonbody import MalformedJson, is_json_media_type, loads
 from app.policy import ClientOptions
 from app.records import Records
 from app.uploads import Caller, ExactUpload, Uploads
@@ -25,9 +25,7 @@ UPLOAD_TYPES = ("attachment", "image", "upload")
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    media, _, params = request.headers.get("content-type", "").partition(";")
-    charset = params.partition("charset=")[2].split(";", 1)[0].strip().strip('"').lower() or "utf-8"
-    if media.strip().lower() != "application/json" or charset != "utf-8":
+    if not is_json_media_type(request.headers.get("content-type", "")):
         raise BadUserInput("send a JSON body with Content-Type: application/json (UTF-8)")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:

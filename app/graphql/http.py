@@ -34,20 +34,10 @@ from strawberry.types import ExecutionResult
 from app.errors import BadUserInput
 from app.graphql.errors import convert_error
 from app.http_errors import from_http_status
-from app.jsonbody import MalformedJson, loads
+from app.jsonbody import MalformedJson, is_json_media_type, loads
 
 ALLOWED_METHODS = "GET, POST"
 PARAMETERS = ("query", "variables", "operationName", "extensions")
-
-
-def _media_type(content_type: str) -> tuple[str, dict[str, str]]:
-    media, _, rest = content_type.partition(";")
-    params = {}
-    for part in rest.split(";"):
-        name, _, value = part.partition("=")
-        if name.strip():
-            params[name.strip().lower()] = value.strip().strip('"').lower()
-    return media.strip().lower(), params
 
 
 class GraphQLView(GraphQL[Context, RootValue]):
@@ -71,13 +61,11 @@ class GraphQLView(GraphQL[Context, RootValue]):
 
     # -- request parsing ---------------------------------------------------------------------
     async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData:  # type: ignore[override]
-        if request.method == "POST":
-            media, params = _media_type(request.content_type or "")
-            if media != "application/json" or params.get("charset", "utf-8") != "utf-8":
-                raise BadUserInput(
-                    "send the operation as a JSON object with Content-Type: application/json (UTF-8), "
-                    "or as query parameters of a GET; files go straight to storage, never through this API"
-                )
+        if request.method == "POST" and not is_json_media_type(request.content_type or ""):
+            raise BadUserInput(
+                "send the operation as a JSON object with Content-Type: application/json (UTF-8), "
+                "or as query parameters of a GET; files go straight to storage, never through this API"
+            )
         data = await super().parse_http_body(request)
         # parse_json refuses arrays, so no batch reaches this point.
         assert isinstance(data, GraphQLRequestData)
