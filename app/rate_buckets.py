@@ -11,6 +11,9 @@ Time comes from the API process's clock (Unix seconds): several hosts agree on i
 and a stamp from a host whose clock runs ahead is never moved back nor credited twice. A bucket idle
 for a full refill is full again, the same as no row at all, so such rows are deleted, at most once a
 refill period per process: the table holds the callers of about the last two minutes.
+
+On PostgreSQL the table is UNLOGGED (migration 2): a take commits without waiting for a WAL flush, and
+a crash or a failover only makes every bucket full again.
 """
 
 from __future__ import annotations

@@ -13,10 +13,11 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from tortoise import connections
 
 from app.models import RateBucket, Upload
 from app.rate_buckets import DatabaseBuckets
-from tests.conftest import MotoServer, make_settings
+from tests.conftest import BACKEND, MotoServer, make_settings
 from tests.gql import IMAGE_PRESIGN
 from tests.live import start_api_process
 
@@ -145,3 +146,12 @@ async def test_concurrent_takes_of_one_caller_grant_exactly_the_capacity(orm: No
     assert sum(w == 0.0 for w in waits) == 20
     row = await RateBucket.get(key="sub:dave")
     assert row.tokens == pytest.approx(0.0)
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="UNLOGGED is PostgreSQL's")
+async def test_buckets_skip_the_write_ahead_log_on_postgres(orm: None) -> None:
+    """A take commits without waiting for a WAL flush; a crash only refills every bucket."""
+    _, rows = await connections.get("default").execute_query(
+        "SELECT relpersistence FROM pg_class WHERE relname = 'rate_buckets'"
+    )
+    assert rows[0]["relpersistence"] == b"u"  # PostgreSQL's "char" type arrives as bytes
