@@ -85,7 +85,9 @@ def from_http_status(status: int, reason: str, allow: str | None = None) -> AppE
     if status == 404:
         return NotFound(reason if reason and reason != "Not Found" else "nothing is served at this path")
     if status == 405:
-        return MethodNotAllowed(f"this route answers {allow or 'other methods'} only", allow=allow or "")
+        if not allow:
+            return MethodNotAllowed("this route does not answer this method")
+        return MethodNotAllowed(f"this route answers {allow} only", allow=allow)
     error = BadUserInput(reason)
     error.http_status = status if 400 <= status < 500 else 400
     return error

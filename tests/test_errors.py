@@ -88,6 +88,7 @@ async def test_each_transport_answers_in_its_own_shape(harness_factory: Any) -> 
     rest_error(response, 405, "METHOD_NOT_ALLOWED")
     assert response.headers["allow"] == "POST"
     rest_error(await h.http.post("/healthz"), 405, "METHOD_NOT_ALLOWED")
+    rest_error(await h.http.post("/static/app.js"), 405, "METHOD_NOT_ALLOWED")
     rest_error(await h.http.get("/no/such/path"), 404, "NOT_FOUND")
     rest_error(await h.http.get("/static/no-such-file.js"), 404, "NOT_FOUND")
     graphql_error(await h.http.get("/graphql", headers={"accept": "text/html"}), 404, "NOT_FOUND")  # GraphiQL off
