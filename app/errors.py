@@ -1,10 +1,14 @@
 """Every failure a client can cause or meet, one class each, with the code the API reports.
 
-The transport layers (GraphQL, REST) map `AppError.code` to `extensions.code` or to a JSON error body
-and `http_status`; nothing else in the app decides how an error is shown.
+Each code is defined here once, with a one-line docstring; docs/errors.md is generated from these
+classes (`describe()`, tools/errors_doc.py) and a test fails when the two drift. app/http_errors.py
+turns an error into a response (`{"errors": [...]}` on GraphQL, `{"error": {...}}` elsewhere, with
+`http_status`); nothing else in the app decides how an error is shown.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 
 class AppError(Exception):
@@ -128,7 +132,7 @@ class QueueUnavailable(AppError):
 
 
 class PayloadTooLarge(AppError):
-    """The request body (a GraphQL document with its variables) is over MAX_BODY_BYTES."""
+    """The request body is over MAX_BODY_BYTES (64 KiB on the REST endpoints)."""
 
     code, http_status = "PAYLOAD_TOO_LARGE", 413
 
@@ -143,3 +147,51 @@ class ScannerUnavailable(AppError):
     """The virus scanner (clamd) could not be reached or could not scan now; the file stays unserved, retry later."""
 
     code, http_status = "SCANNER_UNAVAILABLE", 503
+
+
+class InternalError(AppError):
+    """A bug: the server logs it with its traceback; the message is masked unless DEBUG is on."""
+
+    code, http_status = "INTERNAL_SERVER_ERROR", 500
+
+
+class GraphQLParseFailed(AppError):
+    """The GraphQL document is not GraphQL (a syntax error, or more tokens than GRAPHQL_MAX_TOKENS)."""
+
+    code, http_status = "GRAPHQL_PARSE_FAILED", 400
+
+
+class GraphQLValidationFailed(AppError):
+    """The GraphQL document does not fit the schema or the depth and alias limits."""
+
+    code, http_status = "GRAPHQL_VALIDATION_FAILED", 400
+
+
+class NotFound(AppError):
+    """No route answers at this path (or GraphiQL is switched off)."""
+
+    code, http_status = "NOT_FOUND", 404
+
+
+class MethodNotAllowed(AppError):
+    """The route exists but does not answer this HTTP method; the Allow header lists those it does."""
+
+    code, http_status = "METHOD_NOT_ALLOWED", 405
+
+
+@dataclass(frozen=True)
+class Described:
+    """One row of the error table in the docs."""
+
+    code: str
+    http_status: int
+    doc: str
+
+
+def describe() -> list[Described]:
+    """Every error code with its HTTP status and one-line meaning, in declaration order."""
+    return [
+        Described(cls.code, cls.http_status, (cls.__doc__ or "").strip())
+        for cls in globals().values()
+        if isinstance(cls, type) and issubclass(cls, AppError) and cls is not AppError
+    ]

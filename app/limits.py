@@ -1,9 +1,11 @@
 """Per-caller presign limits: a rate (token bucket) and a cap on pending uploads (a condition of the
 INSERT that issues the upload).
 
-The token buckets live in this process's memory: with N server processes a caller may presign up to
-N times the rate. That is deliberate (no shared store to run or to fail); the pending-upload cap is
-read from the database and therefore holds across processes.
+The token buckets live in the database by default (PRESIGN_RATE_STORE=database, app/rate_buckets.py):
+every API process on one database shares them, so the rate holds for the deployment. With
+PRESIGN_RATE_STORE=process they live in this process's memory, which costs no database statement but
+lets N processes allow N times the rate. The pending-upload cap is read from the database and holds
+across processes either way.
 """
 
 from __future__ import annotations
@@ -12,17 +14,28 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from app.errors import TooManyRequests
 from app.issued import insert_issued
+from app.rate_buckets import DatabaseBuckets
 
 # Buckets of callers idle long enough are full again and can be forgotten; this bounds memory.
 MAX_TRACKED_CALLERS = 10_000
+RATE_STORES = ("database", "process")
+
+
+class Buckets(Protocol):
+    capacity: float
+
+    async def take(self, key: str) -> float:
+        """Take one token; 0.0 if granted, else the seconds until one is available."""
+        ...
 
 
 class TokenBucket:
-    """`rate_per_minute` tokens refill evenly; a burst of up to one minute's worth is allowed."""
+    """In this process's memory: `rate_per_minute` tokens refill evenly; a burst of up to one minute's
+    worth is allowed."""
 
     def __init__(self, rate_per_minute: int, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.capacity = float(rate_per_minute)
@@ -30,7 +43,7 @@ class TokenBucket:
         self.monotonic = monotonic
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
-    def take(self, key: str) -> float:
+    async def take(self, key: str) -> float:
         """Take one token; 0.0 if granted, else the seconds until one is available."""
         now = self.monotonic()
         tokens, stamp = self._buckets.pop(key, (self.capacity, now))
@@ -46,15 +59,25 @@ class TokenBucket:
         return wait
 
 
+def buckets(store: str, rate_per_minute: int) -> Buckets:
+    if store == "process":
+        return TokenBucket(rate_per_minute)
+    if store == "database":
+        return DatabaseBuckets(rate_per_minute)
+    raise ValueError(f"unknown rate store {store!r}; one of {', '.join(RATE_STORES)}")
+
+
 class PresignQuota:
-    def __init__(self, rate_per_minute: int, max_pending: int, clock: Callable[[], datetime]) -> None:
-        self.bucket = TokenBucket(rate_per_minute)
+    def __init__(
+        self, rate_per_minute: int, max_pending: int, clock: Callable[[], datetime], *, store: str = "database"
+    ) -> None:
+        self.bucket = buckets(store, rate_per_minute)
         self.max_pending = max_pending
         self.clock = clock
 
-    def take(self, rate_key: str) -> None:
+    async def take(self, rate_key: str) -> None:
         """One presign of the caller's rate, or TooManyRequests."""
-        wait = self.bucket.take(rate_key)
+        wait = await self.bucket.take(rate_key)
         if wait > 0:
             raise TooManyRequests(
                 f"too many presign requests; at most {int(self.bucket.capacity)} per minute, "

@@ -16,16 +16,15 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse
-from strawberry.types import ExecutionResult
 
 from app import db
 from app.body_limit import BodySizeLimit
 from app.errors import AppError
 from app.graphiql import graphiql_html
 from app.graphql.context import Context
-from app.graphql.schema import build_schema, convert_error
+from app.graphql.http import GraphQLView
+from app.graphql.schema import build_schema
+from app.http_errors import exception_handlers
 from app.metrics import ObserveMiddleware, count_mutations, metrics_endpoint
 from app.rest import RestApi
 from app.runtime import startup_objects_frozen
@@ -41,17 +40,12 @@ log = logging.getLogger("app")
 STATIC_DIR = ROOT / "app" / "static"
 
 
-class GraphQLApp(GraphQL[Context, None]):
+class GraphQLApp(GraphQLView[Context, None]):
     def __init__(self, services: Services, **kwargs: Any) -> None:
         kwargs.setdefault("graphql_ide", "graphiql" if services.settings.graphiql else None)
         super().__init__(build_schema(settings=services.settings, observers=(count_mutations,)), **kwargs)
         self.services = services
-
-    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:  # type: ignore[override]
-        if result.errors:
-            debug = self.services.settings.debug
-            result.errors = [convert_error(e, debug=debug) for e in result.errors]
-        return await super().process_result(request, result)
+        self.debug = services.settings.debug
 
     @property
     def graphql_ide_html(self) -> str:
@@ -134,7 +128,8 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
     middleware.append(Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes))
     app = Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST", "OPTIONS"]),
+            # Every method: the view answers those it does not serve with a GraphQL-shaped 405.
+            Route("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             *RestApi(services.uploads, services.records, services.auth).routes(),
@@ -144,6 +139,8 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
             Route("/metrics", metrics_endpoint),
         ],
         middleware=middleware,
+        # Error responses, GraphQL-shaped on /graphql and REST-shaped elsewhere (app/http_errors.py).
+        exception_handlers=exception_handlers(debug=settings.debug, graphql_paths=frozenset({"/graphql"})),
         lifespan=lifespan,
     )
     app.state.services = services

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
 
-from app.errors import AppError
+from app.errors import AppError, InternalError
 from app.logs import accept_request_id, request_id
 
 REGISTRY = CollectorRegistry()
@@ -84,7 +84,7 @@ def observe_queue_lag(seconds: float) -> None:
 # -- GraphQL -------------------------------------------------------------------------------------
 def _outcome(error: GraphQLError) -> str:
     original = error.original_error
-    return original.code if isinstance(original, AppError) else "INTERNAL_SERVER_ERROR"
+    return original.code if isinstance(original, AppError) else InternalError.code
 
 
 def count_mutations(ctx: ExecutionContext) -> None:

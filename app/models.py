@@ -99,3 +99,14 @@ class UploadVersion(Model):
     class Meta:
         table = "upload_versions"
         unique_together = (("upload", "name"),)
+
+
+class RateBucket(Model):
+    """One caller's presign token bucket, shared by every API process (app/rate_buckets.py)."""
+
+    key = fields.CharField(max_length=255, primary_key=True)  # Caller.rate_key, hashed when longer
+    tokens = fields.FloatField()
+    stamp = fields.FloatField(db_index=True)  # Unix time of the last take; long-idle rows are pruned
+
+    class Meta:
+        table = "rate_buckets"

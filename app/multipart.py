@@ -89,7 +89,7 @@ class Multipart:
         issued = self.uploads.prepare_exact(
             table, prop, UPLOAD_TYPES, ClientOptions(), exact, max_allowed=MULTIPART_MAX
         )
-        self.uploads.quota.take(caller.rate_key)
+        await self.uploads.quota.take(caller.rate_key)
         part_size, part_count = part_plan(exact.size)
         expires_at = self.uploads.clock().replace(microsecond=0) + timedelta(seconds=MULTIPART_EXPIRES_IN)
         # The row comes first: if storage fails after creating the upload, the sweep still knows

@@ -1,12 +1,11 @@
 """REST adapter for clients without GraphQL: `POST /upload/init` (a presigned PUT) and
 `POST /upload/confirm` (verify and save into a new record). Same use cases and error codes as GraphQL;
-errors answer `{"error": {"code", "message"}}` with `AppError.http_status`.
+an AppError raised here is answered `{"error": {"code", "message"}}` with its `http_status` by the
+app's exception handlers (app/http_errors.py).
 """
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,37 +14,31 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.auth import Authenticator
-from app.errors import AppError, BadUserInput
+from app.errors import BadUserInput, PayloadTooLarge
+from app.jsonbody import MalformedJson, is_json_media_type, loads
 from app.policy import ClientOptions
 from app.records import Records
 from app.uploads import Caller, ExactUpload, Uploads
-
-log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
 UPLOAD_TYPES = ("attachment", "image", "upload")
 
 
-class _TooLarge(BadUserInput):
-    http_status = 413
-
-
 async def _json_body(request: Request) -> dict[str, Any]:
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media != "application/json":
-        raise BadUserInput("send a JSON body with Content-Type: application/json")
+    if not is_json_media_type(request.headers.get("content-type", "")):
+        raise BadUserInput("send a JSON body with Content-Type: application/json (UTF-8)")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        raise _TooLarge(f"the body is larger than {MAX_BODY} bytes")
+        raise PayloadTooLarge(f"the body is larger than {MAX_BODY} bytes")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_BODY:
-            raise _TooLarge(f"the body is larger than {MAX_BODY} bytes")
+            raise PayloadTooLarge(f"the body is larger than {MAX_BODY} bytes")
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
-        raise BadUserInput("the body is not valid JSON") from None
+        data = loads(bytes(body))
+    except MalformedJson as exc:
+        raise BadUserInput(str(exc)) from None
     if not isinstance(data, dict):
         raise BadUserInput("the body must be a JSON object")
     return data
@@ -83,10 +76,6 @@ def _properties(data: dict[str, Any], upload_property: str) -> list[tuple[str, s
     return pairs
 
 
-def _error(exc: AppError) -> Response:
-    return JSONResponse({"error": {"code": exc.code, "message": exc.message}}, status_code=exc.http_status)
-
-
 class RestApi:
     def __init__(self, uploads: Uploads, records: Records, auth: Authenticator) -> None:
         self.uploads = uploads
@@ -109,22 +98,8 @@ class RestApi:
         handler: Callable[[Caller, dict[str, Any]], Awaitable[dict[str, Any]]],
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            try:
-                caller = self.caller(request)
-                return JSONResponse(await handler(caller, await _json_body(request)))
-            except AppError as exc:
-                return _error(exc)
-            except Exception:
-                log.exception("unexpected error in %s", request.url.path)
-                return JSONResponse(
-                    {
-                        "error": {
-                            "code": "INTERNAL_SERVER_ERROR",
-                            "message": "Internal server error; it has been logged",
-                        }
-                    },
-                    status_code=500,
-                )
+            caller = self.caller(request)
+            return JSONResponse(await handler(caller, await _json_body(request)))
 
         return endpoint
 

@@ -438,6 +438,14 @@ class Settings:
         "Presigns one caller may ask for per minute.",
         group="Security",
     )
+    presign_rate_store: str = setting(
+        "PRESIGN_RATE_STORE",
+        "database",
+        choice("database", "process"),
+        "Where the presign rate's buckets live: `database` (shared by every API process) or `process`"
+        " (in memory; N processes allow N times the rate).",
+        group="Security",
+    )
     max_pending_uploads: int = setting(
         "MAX_PENDING_UPLOADS",
         100,

@@ -151,7 +151,9 @@ class Uploads:
         self.on_attached = on_attached
         self.clock = clock
         self.confirm_grace = timedelta(seconds=settings.presign_expires_in)
-        self.quota = PresignQuota(settings.presign_rate_per_minute, settings.max_pending_uploads, clock)
+        self.quota = PresignQuota(
+            settings.presign_rate_per_minute, settings.max_pending_uploads, clock, store=settings.presign_rate_store
+        )
 
     # -- lookups -------------------------------------------------------------------------------
     def table(self, name: str) -> TableDef:
@@ -184,7 +186,7 @@ class Uploads:
         include_content_type: bool = True,
     ) -> PresignedUpload:
         pdef = self.upload_property(table, prop, accepts)
-        self.quota.take(caller.rate_key)
+        await self.quota.take(caller.rate_key)
         options = pdef.upload_options()
         if pdef.type == "image" and client.content_type and not client.content_type.lower().startswith("image/"):
             raise ContentTypeNotAllowed(
@@ -257,7 +259,7 @@ class Uploads:
         """A presigned PUT: exact key, type and length (and checksum) are signed, so storage
         refuses any other file; the same limits and verified save as a POST apply."""
         issued = self.prepare_exact(table, prop, accepts, client, put)
-        self.quota.take(caller.rate_key)
+        await self.quota.take(caller.rate_key)
         expires_in = self.settings.presign_expires_in
         expires_at = self.clock().replace(microsecond=0) + timedelta(seconds=expires_in)
         upload_url = await self.storage.presign_put(issued.key, issued.headers, expires_in)

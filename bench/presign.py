@@ -1,12 +1,14 @@
-"""Presign throughput: the GraphQL mutation against a bare Starlette endpoint doing the same work.
+"""Presign throughput: the GraphQL mutation against a bare Starlette endpoint doing the same work, and
+the cost of the shared rate limit (its buckets in the database, PRESIGN_RATE_STORE=database, the
+default) against buckets in process memory (PRESIGN_RATE_STORE=process), in the same run.
 
 Run: .venv/bin/python bench/presign.py [--db sqlite|postgres] [--connections 32] [--duration 10]
-Needs `wrk` (Debian: apt-get install -y wrk). Starts a moto server and two single-worker uvicorn
+Needs `wrk` (Debian: apt-get install -y wrk). Starts a moto server and three single-worker uvicorn
 processes (uvloop, httptools), each on a freshly migrated database of its own: the real app
-(`bench.servers:api`, logging JSON access lines at INFO like `make run`) and the bare endpoint
-(`bench.servers:bare`). wrk loads one at a time from its own process over loopback, alternating between
-the two for `--rounds` rounds so that both see the same changes in machine load; the best run of each
-is reported, with every run and the load average.
+(`bench.servers:api`, logging JSON access lines at INFO like `make run`), the same with in-memory rate
+buckets, and the bare endpoint (`bench.servers:bare`). wrk loads one at a time from its own process over
+loopback, taking turns for `--rounds` rounds so that all see the same changes in machine load; the best
+run of each is reported, with every run and the load average.
 
 The load comes from many callers, as a deployment sees it: auth is on (HS256) and each request carries
 the bearer token of one of `--callers` subjects in turn, so the per-caller limits (rate, pending cap)
@@ -118,21 +120,25 @@ def main() -> None:
 
     secret = secrets.token_hex(32)
     auth = tokens(secret, args.callers)
+    graphql_body = json.dumps({"query": MUTATION})
     cases = [
-        ("graphql", "bench.servers:api", "/healthz", "/graphql", json.dumps({"query": MUTATION})),
-        ("bare", "bench.servers:bare", "/presign", "/presign", json.dumps(BARE)),
+        ("graphql", "bench.servers:api", "/healthz", "/graphql", graphql_body, {}),
+        # The same app with the rate limit's buckets in process memory instead of the database.
+        ("graphql-mem", "bench.servers:api", "/healthz", "/graphql", graphql_body, {"PRESIGN_RATE_STORE": "process"}),
+        ("bare", "bench.servers:bare", "/presign", "/presign", json.dumps(BARE), {}),
     ]
     runs: dict[str, list[dict[str, float]]] = {name: [] for name, *_ in cases}
     load_before = os.getloadavg()
     with moto_server() as storage, ExitStack() as stack:
         make_bucket(storage, "bench")
         servers: dict[str, tuple[str, str, str]] = {}
-        for name, factory, probe, path, body in cases:
+        for name, factory, probe, path, body, extra in cases:
             database_url = stack.enter_context(database(args.db, f"bench_{os.getpid()}_{name}"))
             env = app_env(storage, "bench", database_url)
             env.setdefault("LOG_LEVEL", "INFO")
             # Production limits: many callers each stay far below them.
             env.update({"AUTH_JWT_SECRET": secret, "PRESIGN_RATE_PER_MINUTE": "60", "MAX_PENDING_UPLOADS": "100"})
+            env.update(extra)
             base, proc = stack.enter_context(uvicorn(factory, env, probe))
             check_once(base + path, body, auth[0])
             warm = wrk(base + path, body, args.connections, 2, auth, proc.pid)  # pools filled, caches warm
@@ -167,6 +173,12 @@ def main() -> None:
     ratio = g["rps"] / b["rps"]
     by_cpu = cpu["bare"] / cpu["graphql"]
     print(f"  graphql / bare: throughput {ratio:.0%}, CPU per request (bare / graphql) {by_cpu:.0%}")
+    m = results["graphql-mem"]
+    print(
+        f"  rate buckets in the database / in process memory: throughput {g['rps'] / m['rps']:.0%}, "
+        f"p99 {g['p99_ms']:.1f} / {m['p99_ms']:.1f} ms, "
+        f"server CPU per request {cpu['graphql'] - cpu['graphql-mem']:+.0f} us"
+    )
     verdict = g["rps"] >= 2500 and g["p99_ms"] < 50 and ratio >= 0.5
     print(f"  targets (>= 2500 req/s, p99 < 50 ms, >= 50% of bare): {'met' if verdict else 'MISSED'}")
 

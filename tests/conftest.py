@@ -145,7 +145,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url = request.getfixturevalue("postgres_db")
     if url is None:
         pytest.skip("PostgreSQL is not reachable at 127.0.0.1:5432")
-    asyncio.run(_run_sql(url, 'TRUNCATE "upload_versions", "uploads", "records" RESTART IDENTITY CASCADE'))
+    tables = '"upload_versions", "uploads", "records", "rate_buckets"'
+    asyncio.run(_run_sql(url, f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     return str(url)
 
 

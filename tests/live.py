@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -78,3 +79,53 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     server = start_live_server(tmp_path_factory.mktemp("live"))
     yield server
     stop_live_server(server)
+
+
+def app_from_env() -> Any:
+    """The app as `uvicorn --factory tests.live:app_from_env` serves it: configured from the environment,
+    without `make run`'s embedded parts (for tests that run several API processes on one database)."""
+    from app.main import create_app
+    from app.settings import Settings
+
+    return create_app(Settings.from_env())
+
+
+def start_api_process(env: dict[str, str], log_path: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    """One uvicorn process of the app (uvloop, httptools, as `make run`) on a free port; its URL."""
+    port = free_port()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "tests.live:app_from_env",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+            env={**os.environ, "LOG_LEVEL": "WARNING", **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the API process exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return url, process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("the API process did not answer within 30 s")

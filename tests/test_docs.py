@@ -49,7 +49,7 @@ def test_every_setting_is_in_the_built_settings_table(site: Path) -> None:
 
 
 def test_every_error_code_is_in_the_built_error_page(site: Path) -> None:
-    built = page(site, "error-codes")
+    built = page(site, "errors")
     classes = docs_generate.error_classes()
     assert len(classes) >= 20
     for error in classes:

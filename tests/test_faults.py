@@ -158,6 +158,11 @@ async def test_database_down_and_back(moto: MotoServer, database_url: str) -> No
                 body = await h.gql(query, variables)
                 assert body["errors"][0]["extensions"]["code"] == "DATABASE_UNAVAILABLE", body
                 assert "Traceback" not in str(body)
+            # REST answers the same code with its status, in its own shape.
+            init = {"table": "documents", "property_name": "resume", "file_name": "a.pdf", "size": 2048}
+            rest = await h.http.post("/upload/init", json={**init, "content_type": "application/pdf"})
+            assert rest.status_code == 503, rest.text
+            assert rest.json()["error"]["code"] == "DATABASE_UNAVAILABLE"
             ready = await h.http.get("/readyz")
             assert ready.status_code == 503 and ready.json()["checks"]["database"].startswith("unavailable")
 

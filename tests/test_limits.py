@@ -42,18 +42,21 @@ async def test_a_repeated_document_is_validated_once(h: Harness, monkeypatch: py
     make every request miss the cache and pay graphql-core's full validation again."""
     import strawberry.schema.schema as strawberry_schema
 
+    import app.graphql.pipeline as pipeline
+
     calls: list[int] = []
-    real = strawberry_schema.validate
+    real = pipeline.validate
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(strawberry_schema, "validate", counting)
+    monkeypatch.setattr(pipeline, "validate", counting)
+    monkeypatch.setattr(strawberry_schema, "validate", counting)  # Strawberry's own step must not run either
     query = "query RepeatedDocument { tables { name properties { name } } }"
     for _ in range(3):
         assert (await h.ok(query))["tables"]
-    assert len(calls) <= 1
+    assert len(calls) == 1
     # The cached verdict still refuses: a document over the alias limit stays refused when repeated.
     flood = "{ " + " ".join(f"a{i}: tables {{ name }}" for i in range(31)) + " }"
     for _ in range(2):
@@ -122,6 +125,38 @@ async def test_introspection_and_graphiql_can_be_switched_off(harness_factory: A
     assert (await h.ok(TABLES))["tables"]  # ordinary queries still work
 
 
+# Misspelt names in each place graphql-core suggests a name from the schema: a field, an argument, a
+# type, an input field in a literal and an input field in the variables (coerced at execution).
+MISSPELT = [
+    ("{ tabels { name } }", None, "tables"),
+    ("{ record(idd: 1) { id } }", None, "id"),
+    ("query($t: Strin) { tables { name } }", None, "String"),
+    (
+        'mutation { image_presign_url(options: {model_property: {model_schema_name: "photos", property_name: "image"},'
+        ' file_nam: "a.png"}) { key } }',
+        None,
+        "file_name",
+    ),
+    (IMAGE_PRESIGN, {**PRESIGN_VARS, "len": {"gtee": 1}}, "gte"),
+]
+
+
+@pytest.mark.parametrize(("introspection", "suggested"), [("true", True), ("false", False)])
+async def test_no_name_suggestions_without_introspection(
+    harness_factory: Any, introspection: str, suggested: bool
+) -> None:
+    """With introspection off the schema is not for the asking: errors must not spell its names out."""
+    h: Harness = await harness_factory(GRAPHQL_INTROSPECTION=introspection)
+    for query, variables, name in MISSPELT:
+        body = await h.gql(query, variables)
+        assert body["errors"], body
+        assert {e["extensions"]["code"] for e in body["errors"]} <= {"GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT"}
+        messages = " ".join(e["message"] for e in body["errors"])
+        assert ("Did you mean" in messages) is suggested, messages
+        assert (f"'{name}'" in messages) is suggested, messages
+    assert await Upload.all().count() == 0
+
+
 @pytest.mark.skipif(BACKEND != "sqlite", reason="breaks the SQLite file behind the app's back")
 @pytest.mark.parametrize("debug", [False, True])
 async def test_internal_errors_are_masked_outside_debug(harness_factory: Any, debug: bool) -> None:
@@ -170,8 +205,9 @@ async def test_no_cors_headers_without_cors_origins(h: Harness) -> None:
     assert "access-control-allow-origin" not in response.headers
 
 
-async def test_presign_rate_limit_per_caller(harness_factory: Any) -> None:
-    h: Harness = await harness_factory(PRESIGN_RATE_PER_MINUTE=3)
+@pytest.mark.parametrize("store", ["database", "process"])
+async def test_presign_rate_limit_per_caller(harness_factory: Any, store: str) -> None:
+    h: Harness = await harness_factory(PRESIGN_RATE_PER_MINUTE=3, PRESIGN_RATE_STORE=store)
     for _ in range(3):
         await h.ok(IMAGE_PRESIGN, PRESIGN_VARS)
     body = await h.gql(IMAGE_PRESIGN, PRESIGN_VARS)

@@ -95,7 +95,7 @@ async def test_errors_are_json_with_codes(h: Harness) -> None:
     )
     await error(h, "/upload/init", 400, "BAD_USER_INPUT", data={"table": "documents"})  # a form, not JSON
     huge = init_body(file_name="x" * 70_000)
-    await error(h, "/upload/init", 413, "BAD_USER_INPUT", json=huge)
+    await error(h, "/upload/init", 413, "PAYLOAD_TOO_LARGE", json=huge)
 
     confirm = {"table": "documents", "property_name": "resume", "key": "documents/resume/nope/x.pdf"}
     await error(h, "/upload/confirm", 422, "FOREIGN_UPLOAD", json=confirm)
@@ -105,6 +105,8 @@ async def test_errors_are_json_with_codes(h: Harness) -> None:
     await error(h, "/upload/confirm", 400, "BAD_USER_INPUT", json={"table": "documents", "property_name": "resume"})
     response = await h.http.get("/upload/init")
     assert response.status_code == 405
+    assert response.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+    assert response.headers["allow"] == "POST"
 
 
 async def test_rest_needs_a_token_when_auth_is_on(harness_factory: Any) -> None:

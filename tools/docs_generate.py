@@ -204,8 +204,9 @@ def graphql_reference(sdl: str | None = None) -> str:
 
 # -- included files --------------------------------------------------------------------------------
 def security() -> str:
-    """SECURITY.md without its title (the page has its own), so it is kept in one place."""
-    text = (ROOT / "SECURITY.md").read_text()
+    """SECURITY.md without its title (the page has its own), so it is kept in one place; its links into
+    docs/ (right where GitHub shows the file) become links between pages of the site."""
+    text = (ROOT / "SECURITY.md").read_text().replace("](docs/", "](")
     lines = text.splitlines()
     if lines and lines[0].startswith("# "):
         lines = lines[1:]

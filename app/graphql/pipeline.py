@@ -2,7 +2,8 @@
 
 - parse with the token limit and validate with the depth, alias (and, when switched off,
   introspection) rules, both remembered per document text, so a repeated document costs a dictionary
-  lookup;
+  lookup; validation errors are marked GRAPHQL_VALIDATION_FAILED, and without introspection they
+  leave out graphql-core's "Did you mean ...?" suggestions, which would tell the schema's names;
 - refuse the caller before any resolver when AuthGate says so (app/graphql/auth_gate.py);
 - afterwards, hand the result to the observers (the Prometheus counters of app/metrics.py).
 
@@ -18,13 +19,15 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from graphql import ASTValidationRule, DocumentNode, GraphQLError, parse
+from graphql import ASTValidationRule, DocumentNode, GraphQLError, parse, validate
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
-from strawberry.schema.schema import validate_document
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types import ExecutionContext
 
 from app.graphql.auth_gate import refuse_unauthorised
+from app.graphql.errors import VALIDATION
 
 # Documents longer than this are parsed and validated every time: real ones are a few KiB, and a
 # bound keeps a flood of huge unique documents from filling memory through the cache.
@@ -67,7 +70,8 @@ def limit_rules(*, max_depth: int, max_aliases: int, introspection: bool) -> tup
     ]
     if not introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
-    return tuple(rules)
+    # The rules Strawberry's own validate_document adds to graphql-core's.
+    return (MaybeNullValidationRule, OneOfInputValidationRule, *rules)
 
 
 class RequestPipeline(SchemaExtension):
@@ -77,11 +81,13 @@ class RequestPipeline(SchemaExtension):
         cache: DocumentCache,
         max_tokens: int,
         rules: tuple[type[ASTValidationRule], ...],
+        hide_suggestions: bool = False,
         observers: Sequence[Callable[[ExecutionContext], None]] = (),
     ) -> None:
         self.cache = cache
         self.max_tokens = max_tokens
         self.rules = rules
+        self.hide_suggestions = hide_suggestions
         self.observers = observers
         self._entry: _Entry | None = None
 
@@ -102,7 +108,14 @@ class RequestPipeline(SchemaExtension):
         entry = self._entry
         assert entry is not None and ctx.graphql_document is entry.document
         if entry.errors is None:
-            entry.errors = validate_document(ctx.schema._schema, entry.document, (*ctx.validation_rules, *self.rules))
+            entry.errors = validate(
+                ctx.schema._schema,
+                entry.document,
+                (*ctx.validation_rules, *self.rules),
+                hide_suggestions=self.hide_suggestions,
+            )
+            for error in entry.errors:
+                error.extensions = {**(error.extensions or {}), **VALIDATION}
         # Set before Strawberry's own validation step, which then does nothing (a copy: the cached
         # list stays as it is whatever happens to this request's).
         ctx.pre_execution_errors = list(entry.errors)

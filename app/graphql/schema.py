@@ -1,18 +1,17 @@
-"""The Strawberry schema: thin resolvers over the use cases, and error codes in `extensions.code`."""
+"""The Strawberry schema: thin resolvers over the use cases (their errors get codes in app/graphql/errors.py)."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
 
-from app import db
-from app.errors import AppError, BadUserInput, DatabaseUnavailable
+from app.errors import BadUserInput
 from app.graphql.context import Info
 from app.graphql.direct import install_direct_resolvers
 from app.graphql.inputs import (
@@ -40,8 +39,6 @@ from app.graphql.types import (
     Table,
 )
 from app.settings import Settings
-
-log = logging.getLogger("app.graphql")
 
 UPLOAD_TYPES = ("attachment", "image", "upload")
 
@@ -202,47 +199,19 @@ DIRECT_ROOT_FIELDS = (
 )
 
 
-def _with_code(error: GraphQLError, message: str, code: str, original: Exception | None) -> GraphQLError:
-    return GraphQLError(
-        message,
-        nodes=error.nodes,
-        source=error.source,
-        positions=error.positions,
-        path=error.path,
-        original_error=original,
-        extensions={**(error.extensions or {}), "code": code},
-    )
-
-
-def convert_error(error: GraphQLError, *, debug: bool) -> GraphQLError:
-    """Every error leaves with `extensions.code`, as Apollo clients expect; unexpected exceptions
-    are logged with their traceback and masked unless in debug mode."""
-    original = error.original_error
-    if original is not None and not isinstance(original, AppError) and db.is_unavailable(original):
-        log.warning("database unavailable in %s: %r", ".".join(map(str, error.path or [])), original)
-        original = DatabaseUnavailable("the database is unavailable; nothing was changed, try again shortly")
-    if isinstance(original, AppError):
-        return _with_code(error, original.message, original.code, original)
-    if original is None or isinstance(original, GraphQLError):
-        if error.message.startswith("Syntax Error"):
-            code = "GRAPHQL_PARSE_FAILED"
-        elif error.message.startswith("Variable '$") or (error.path and isinstance(original, GraphQLError)):
-            code = "BAD_USER_INPUT"
-        else:
-            code = "GRAPHQL_VALIDATION_FAILED"
-        return _with_code(error, error.message, code, None)
-    if isinstance(original, (ValueError, TypeError)) and not error.path:
-        # A custom scalar (BigInt, HashObject) refused a literal or variable during validation.
-        return _with_code(error, error.message, "BAD_USER_INPUT", None)
-    log.error("unexpected error in %s", ".".join(map(str, error.path or [])), exc_info=original)
-    message = error.message if debug else "Internal server error; it has been logged"
-    return _with_code(error, message, "INTERNAL_SERVER_ERROR", original if debug else None)
-
-
 class AppSchema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: object = None) -> None:
         """Expected errors (AppError, bad input) are the client's business, not our logs;
-        convert_error logs the unexpected ones."""
+        convert_error (app/graphql/errors.py) logs the unexpected ones."""
+
+
+class NoSuggestionsExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """Execution without graphql-core's "Did you mean ...?" in the errors of variable coercion (an
+    input field or enum value misspelt in the variables), which would tell the schema's names."""
+
+    @classmethod
+    def build(cls, *args: Any, **kwargs: Any) -> Any:
+        return super().build(*args, **{**kwargs, "hide_suggestions": True})
 
 
 def build_schema(
@@ -250,18 +219,29 @@ def build_schema(
 ) -> AppSchema:
     """The schema with its request pipeline (app/graphql/pipeline.py): the limits run at parse and
     validation time, before any resolver, so an abusive document costs almost nothing, and the
-    verdict on a repeated document is remembered. `observers` see every executed operation."""
+    verdict on a repeated document is remembered. `observers` see every executed operation.
+
+    Without introspection the schema's names are not for the asking, so errors suggest none either
+    (graphql-core's `hide_suggestions`, in validation and in execution)."""
     s = settings or Settings()
     cache = DocumentCache(maxsize=512)
     rules = limit_rules(
         max_depth=s.graphql_max_depth, max_aliases=s.graphql_max_aliases, introspection=s.graphql_introspection
     )
+    hide_suggestions = not s.graphql_introspection
     schema = AppSchema(
         query=Query,
         mutation=Mutation,
         config=StrawberryConfig(auto_camel_case=False, scalar_map=SCALARS),
+        execution_context_class=NoSuggestionsExecutionContext if hide_suggestions else None,
         extensions=[
-            lambda: RequestPipeline(cache=cache, max_tokens=s.graphql_max_tokens, rules=rules, observers=observers)
+            lambda: RequestPipeline(
+                cache=cache,
+                max_tokens=s.graphql_max_tokens,
+                rules=rules,
+                hide_suggestions=hide_suggestions,
+                observers=observers,
+            )
         ],
     )
     install_direct_resolvers(schema, (*DIRECT_ROOT_FIELDS, *DIRECT_RESOLVERS))
