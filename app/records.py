@@ -12,10 +12,10 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from app.errors import BadUserInput, Forbidden, PropertyNotFound, RecordNotFound, UploadAlreadyAttached
+from app.errors import BadUserInput, Forbidden, PropertyNotFound, RecordNotFound
 from app.models import Record, Upload, UploadVersion
 from app.tables import PropertyDef, TableDef
-from app.uploads import Caller, Uploads, UploadView, Verified, version_key
+from app.uploads import Caller, Uploads, UploadView, Verified
 
 MAX_PER_PAGE = 100
 MAX_IDS = 100
@@ -42,6 +42,11 @@ class RecordPage:
     @property
     def has_next_page(self) -> bool:
         return self.page < self.total_pages
+
+
+def _given(files: dict[str, str | None]) -> dict[str, str]:
+    """The upload values that name a file (null or "" clears the property instead)."""
+    return {name: value for name, value in files.items() if value}
 
 
 def parse_id(raw: str | int) -> int:
@@ -106,13 +111,13 @@ class Records:
     async def create(self, caller: Caller, table: str, properties: Sequence[tuple[str, str | None]]) -> RecordView:
         tdef = self.uploads.table(table)
         plain, files = self._split(tdef, properties)
-        verified = await self._verify_all(caller, tdef, files, None)
-        async with in_transaction():
-            record = await Record.create(
-                table=table, properties={k: v for k, v in plain.items() if v is not None}, owner=caller.subject
-            )
-            attached, views = await self._attach(record, tdef, verified)
-        await self.uploads.attached(attached)
+        # Files are verified and promoted first; the transaction then attaches them (app/uploads/saving.py).
+        async with self.uploads.saving(caller, tdef, _given(files), None) as verified:
+            async with in_transaction():
+                record = await Record.create(
+                    table=table, properties={k: v for k, v in plain.items() if v is not None}, owner=caller.subject
+                )
+                views = await self._attach(record, verified)
         # A new record holds exactly the uploads just attached, as just written: no need to read them back.
         return RecordView(record, views)
 
@@ -120,23 +125,23 @@ class Records:
         record = await self._owned(caller, record_id)
         tdef = self.uploads.table(record.table)
         plain, files = self._split(tdef, properties)
-        verified = await self._verify_all(caller, tdef, {k: v for k, v in files.items() if v}, record.id)
         cleared = [name for name, value in files.items() if not value]
-        async with in_transaction():
-            locked = await Record.select_for_update().get(id=record.id)
-            values = dict(locked.properties)
-            for name, value in plain.items():
-                if value is None:
-                    values.pop(name, None)
-                else:
-                    values[name] = value
-            locked.properties = values
-            await locked.save()
-            discarded = await self._release(locked.id, cleared)
-            attached, _ = await self._attach(locked, tdef, verified)
-            discarded += await self._release(locked.id, list(verified), keep=[v.upload.id for v in verified.values()])
+        async with self.uploads.saving(caller, tdef, _given(files), record.id) as verified:
+            async with in_transaction():
+                locked = await Record.select_for_update().get(id=record.id)
+                values = dict(locked.properties)
+                for name, value in plain.items():
+                    if value is None:
+                        values.pop(name, None)
+                    else:
+                        values[name] = value
+                locked.properties = values
+                await locked.save()
+                discarded = await self._release(locked.id, cleared)
+                await self._attach(locked, verified)
+                keep = [v.upload.id for v in verified.values()]
+                discarded += await self._release(locked.id, list(verified), keep=keep)
         await self.uploads.discard(discarded)
-        await self.uploads.attached(attached)
         return await self._view(locked)
 
     async def delete(self, caller: Caller, record_id: str) -> RecordView:
@@ -169,55 +174,14 @@ class Records:
                 plain[name] = coerce(pdef, value)
         return plain, files
 
-    async def _verify_all(
-        self, caller: Caller, tdef: TableDef, files: dict[str, str | None], record_id: int | None
-    ) -> dict[str, Verified]:
-        verified: dict[str, Verified] = {}
-        for name, value in files.items():
-            if value:
-                verified[name] = await self.uploads.verify(caller, tdef.name, tdef.properties[name], value, record_id)
-        tokens = [v.upload.token for v in verified.values()]
-        if len(set(tokens)) != len(tokens):
-            raise UploadAlreadyAttached("the same file cannot be saved into two properties")
-        return verified
-
-    async def _attach(
-        self, record: Record, tdef: TableDef, verified: dict[str, Verified]
-    ) -> tuple[list[int], dict[str, UploadView]]:
-        """Mark uploads attached inside the transaction. The conditional update makes a concurrent
-        save of the same upload lose cleanly instead of attaching it twice. Returns the uploads that
-        have versions to build, and the views of the uploads attached now (as written)."""
-        attached: list[int] = []
+    async def _attach(self, record: Record, verified: dict[str, Verified]) -> dict[str, UploadView]:
+        """Attach the verified uploads inside the transaction; the views of those attached now."""
         views: dict[str, UploadView] = {}
-        now = self.uploads.clock()
         for name, item in verified.items():
-            if item.head is None:  # already attached here: idempotent
-                continue
-            content_type = item.head.content_type.split(";", 1)[0].strip().lower()
-            changes: dict[str, Any] = {
-                "status": "attached",
-                "record_id": record.id,
-                "key": item.key,
-                "size": item.head.size,
-                "content_type": content_type,
-                "file_name": item.file_name,
-                "attached_at": now,
-            }
-            count = await Upload.filter(id=item.upload.id, status="issued").update(**changes)
-            if count != 1:
-                raise UploadAlreadyAttached("this file was just saved by another request")
-            for field_name, value in changes.items():
-                setattr(item.upload, field_name, value)
-            versions: list[UploadVersion] = []
-            specs = self.uploads.versions_for(tdef.properties[name], content_type)
-            if specs:
-                versions = [
-                    UploadVersion(upload_id=item.upload.id, name=s.name, key=version_key(item.key, s)) for s in specs
-                ]
-                await UploadVersion.bulk_create(versions)
-                attached.append(item.upload.id)
-            views[name] = UploadView(item.upload, versions)
-        return attached, views
+            view = await self.uploads.attach(item, record.id)
+            if view is not None:
+                views[name] = view
+        return views
 
     async def _release(self, record_id: int, names: list[str] | None, keep: Sequence[int] = ()) -> list[int]:
         """Detach the record's uploads (all, or of `names`) except `keep`; they become `discarded`."""

@@ -18,12 +18,12 @@ from app.auth import Authenticator
 from app.errors import AppError, BadUserInput
 from app.policy import ClientOptions
 from app.records import Records
+from app.tables import UPLOAD_TYPES
 from app.uploads import Caller, ExactUpload, Uploads
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
-UPLOAD_TYPES = ("attachment", "image", "upload")
 
 
 class _TooLarge(BadUserInput):

@@ -230,6 +230,14 @@ class Settings:
         "The storage endpoint as browsers reach it, when it differs from S3_ENDPOINT_URL.",
         group="Storage",
     )
+    s3_public_read: str = setting(
+        "S3_PUBLIC_READ",
+        "acl",
+        choice("acl", "policy"),
+        "How public files become readable: `acl` (each object's canned ACL: AWS S3 with ACLs enabled) or "
+        "`policy` (objects tagged `access=public|private` and a bucket policy: SeaweedFS; see docs/storage.md).",
+        group="Storage",
+    )
     cdn_base_url: str | None = setting(
         "CDN_BASE_URL", None, http_url, "Public files resolve to this base URL + the key.", group="Storage"
     )
@@ -247,7 +255,8 @@ class Settings:
         "STORAGE_PORT",
         9000,
         integer(1, 65535),
-        "Port of the embedded storage that `make run` starts when no storage is configured.",
+        "Port of the S3 endpoint of the embedded storage (SeaweedFS) that `make run` starts when no storage is "
+        "configured; its other ports are picked free.",
         group="Storage",
     )
     # -- tables -----------------------------------------------------------------------------------

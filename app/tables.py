@@ -13,6 +13,8 @@ import yaml
 from app.version_spec import VersionSpec, VersionSpecError, parse_versions
 
 UPLOAD_TYPES = ("attachment", "image", "upload")
+# The quarantine prefix of storage keys (app/keys.py): no table may be named like it.
+RESERVED_TABLE = "cache"
 PLAIN_TYPES = ("string", "integer", "float", "boolean", "datetime", "array")
 IMAGE_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/avif", "image/svg+xml")
 # Content a browser would execute if served inline from the bucket's origin.
@@ -209,6 +211,8 @@ def parse_table(data: Any, source: str) -> TableDef:
     name = data.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
         raise _fail(source, f"name {name!r} must be lower-case letters, digits and _ (starting with a letter)")
+    if name == RESERVED_TABLE:
+        raise _fail(source, f"name {name!r} is reserved: storage keeps files that are not saved yet under {name}/")
     raw_props = data.get("properties") or []
     if not isinstance(raw_props, list):
         raise _fail(source, "properties must be a list")

@@ -29,6 +29,7 @@ from app.graphql.pipeline import DocumentCache, RequestPipeline, limit_rules
 from app.graphql.scalars import SCALARS
 from app.graphql.types import DIRECT_RESOLVERS, PresignedUploadUrl, Record, RecordCollection, Table
 from app.settings import Settings
+from app.tables import UPLOAD_TYPES
 
 log = logging.getLogger("app.graphql")
 
@@ -94,14 +95,14 @@ class Mutation(MultipartMutation):
         options = (presign_url or PresignUrl()).client_options()
         if put is not None:
             presigned = await ctx.uploads.presign_put(
-                ctx.caller, table, property_name, ("attachment", "image", "upload"), options, put.exact()
+                ctx.caller, table, property_name, UPLOAD_TYPES, options, put.exact()
             )
             return PresignedUploadUrl.from_domain(presigned)
         result = await ctx.uploads.presign_post(
             ctx.caller,
             table,
             property_name,
-            ("attachment", "image", "upload"),
+            UPLOAD_TYPES,
             options,
             include_content_type=bool(include_content_type),
         )
