@@ -10,8 +10,8 @@ from pathlib import Path
 
 import boto3
 import httpx
-
 from app.embedded_storage import CORS_EXPOSE_HEADERS
+
 from app.run import start_embedded_storage
 from tests import files
 from tests.conftest import free_port

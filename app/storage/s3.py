@@ -521,7 +521,8 @@ class S3Storage:
         """The object in chunks of at most `chunk_size` bytes, never held whole in memory."""
         try:
             r = await self.client.get_object(Bucket=self.bucket, Key=key)
-            async with r["Body"] as body:
+            body = r["Body"]
+            async with body:
                 while chunk := await body.read(chunk_size):
                     yield chunk
         except (ClientError, *_IO_ERRORS) as exc:
