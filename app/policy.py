@@ -115,11 +115,9 @@ def narrow(options: UploadOptions, client: ClientOptions, *, max_allowed: int = 
         if client.content_disposition not in ("inline", "attachment"):
             raise BadUserInput(f"content_disposition {client.content_disposition!r} must be inline or attachment")
         disposition = client.content_disposition
-    # Active content (SVG, HTML, scripts) is never served inline from the bucket's origin: when the
-    # exact type is unknown and could be active, the file is signed as an attachment.
+    # Active content (SVG, HTML, scripts) is never served inline from the bucket's origin. A file's
+    # type is known for sure once it is verified: its promotion applies this rule (served_disposition).
     if declared is not None and is_active_content(declared):
-        disposition = "attachment"
-    elif declared is None and options.may_be_active():
         disposition = "attachment"
     return UploadLimits(min_size, max_size, types, declared, prefix, acl, disposition, options.cache_control)
 

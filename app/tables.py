@@ -81,14 +81,6 @@ class UploadOptions:
     def allows(self, content_type: str) -> bool:
         return not self.content_types or any(content_type_matches(content_type, p) for p in self.content_types)
 
-    def may_be_active(self) -> bool:
-        """True when the allowlist admits some type a browser would execute."""
-        if not self.content_types:
-            return True
-        return any(is_active_content(p) for p in self.content_types) or any(
-            content_type_matches(t, p) for t in ACTIVE_CONTENT_TYPES for p in self.content_types
-        )
-
     def as_dict(self) -> dict[str, Any]:
         return {
             "acl": self.acl,

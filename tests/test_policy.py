@@ -45,8 +45,9 @@ def test_acl_and_disposition() -> None:
     assert narrow(IMAGES, ClientOptions(acl="private", content_type="image/png")).acl == "private"
     with pytest.raises(BadUserInput):
         narrow(ANY_PRIVATE, ClientOptions(content_disposition="evil"))
-    # Any type could be uploaded: possibly active content, so never inline.
-    assert narrow(ANY_PRIVATE, ClientOptions(content_disposition="inline")).disposition == "attachment"
+    # Any type could be uploaded: the promotion serves active content as an attachment, once the
+    # verified type is known (test_active_content_is_never_served_inline).
+    assert narrow(ANY_PRIVATE, ClientOptions(content_disposition="inline")).disposition == "inline"
     assert narrow(ANY_PRIVATE, ClientOptions(content_disposition="inline", content_type="text/plain")).disposition == (
         "inline"
     )
