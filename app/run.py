@@ -2,7 +2,7 @@
 with the version worker beside it.
 
 Embedded storage is SeaweedFS (`weed mini`, app/embedded/seaweedfs.py) with its data, and the SQLite
-database of the records, under `var/embedded/<STORAGE_PORT>/`: files, records and versions survive a
+database of the records, under `var/embedded/<STORAGE_PORT>/` (EMBEDDED_DIR): files, records and versions survive a
 restart, and two instances run side by side given different PORT and STORAGE_PORT. The embedded queue
 is moto's SQS on a free port; it keeps nothing across a restart, and the worker's reconciler sends the
 jobs of versions still pending again.
@@ -32,7 +32,8 @@ log = logging.getLogger("app.run")
 def embedded_dir(settings: Settings) -> Path:
     """Where the embedded storage keeps its data (and, by default, the records): one folder per
     storage port, so instances side by side never share one."""
-    return ROOT / "var" / "embedded" / str(settings.storage_port)
+    base = settings.embedded_dir if settings.embedded_dir.is_absolute() else ROOT / settings.embedded_dir
+    return base / str(settings.storage_port)
 
 
 @dataclass
@@ -145,6 +146,8 @@ def main() -> None:
         elif not settings.queue_url:
             log.warning("QUEUE_URL is not set: image versions stay pending until a queue and a worker are configured")
         serve(settings, embedded)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C: uvicorn has shut down gracefully and re-raises it; the embedded servers stop below
     except EmbeddedError as exc:
         raise SystemExit(str(exc)) from None
     finally:
@@ -164,7 +167,8 @@ def serve(settings: Settings, embedded: Embedded | None) -> None:
         raise SystemExit(f"schema error: {exc}") from None
     base = f"http://{settings.host}:{settings.port}"
     if embedded is not None:
-        where = embedded_dir(settings).relative_to(ROOT)
+        folder = embedded_dir(settings)
+        where = folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder
         storage = f"embedded (SeaweedFS) at {embedded.storage.url}, data in {where}"
     else:
         storage = settings.s3_endpoint_url or "AWS S3"

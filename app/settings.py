@@ -125,6 +125,14 @@ def directory(name: str, raw: str) -> Path:
     return path
 
 
+def directory_to_be(name: str, raw: str) -> Path:
+    """A folder that may not exist yet (it is created when needed), but is not a file."""
+    path = Path(raw.strip())
+    if path.exists() and not path.is_dir():
+        raise SettingsError(f"{name}={raw!r} is a file, not a directory")
+    return path
+
+
 def bucket_name(name: str, raw: str) -> str:
     value = raw.strip()
     if not value:
@@ -250,6 +258,15 @@ class Settings:
         boolean,
         "Set by `make run` when it started its own storage (then the bucket is created with CORS rules).",
         group="Storage",
+    )
+    embedded_dir: Path = setting(
+        "EMBEDDED_DIR",
+        ROOT / "var" / "embedded",
+        directory_to_be,
+        "Where `make run` keeps its embedded storage's data and, unless DATABASE_URL says otherwise, the "
+        "records: one folder per STORAGE_PORT.",
+        group="Storage",
+        default_doc="var/embedded",
     )
     storage_port: int = setting(
         "STORAGE_PORT",

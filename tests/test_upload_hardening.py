@@ -13,7 +13,6 @@ import httpx
 import pytest
 
 from app.keys import MAX_FILE_NAME_BYTES, sanitize_file_name
-from app.models import Record
 from app.tables import is_active_content
 from tests import files
 from tests.conftest import Harness, post_form, uploaded_key
