@@ -246,6 +246,14 @@ class Settings:
         "`policy` (objects tagged `access=public|private` and a bucket policy: SeaweedFS; see docs/storage.md).",
         group="Storage",
     )
+    s3_conditional_copy: str = setting(
+        "S3_CONDITIONAL_COPY",
+        "storage",
+        choice("storage", "head"),
+        "How a promotion's copy is held to the verified ETag: `storage` (x-amz-copy-source-if-match, honoured "
+        "by AWS S3 and SeaweedFS) or `head` (a HEAD first, for storage that ignores it, such as moto).",
+        group="Storage",
+    )
     cdn_base_url: str | None = setting(
         "CDN_BASE_URL", None, http_url, "Public files resolve to this base URL + the key.", group="Storage"
     )

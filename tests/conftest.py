@@ -60,6 +60,7 @@ class MotoServer:
     secret_access_key = "testing"
     region = "us-east-1"
     public_read = "acl"
+    conditional_copy = "head"  # moto ignores x-amz-copy-source-if-match
     enforces_policy = False
 
     def __init__(self) -> None:
@@ -98,6 +99,7 @@ class SeaweedServer:
     name = "seaweedfs"
     region = "us-east-1"
     public_read = "policy"
+    conditional_copy = "storage"
     enforces_policy = True
 
     def __init__(self, folder: Path) -> None:
@@ -128,7 +130,8 @@ def seaweedfs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seawe
 
 class ExternalServer:
     """An S3 endpoint the environment names (TEST_S3_ENDPOINT_URL, TEST_S3_ACCESS_KEY_ID,
-    TEST_S3_SECRET_ACCESS_KEY, TEST_S3_REGION, TEST_S3_PUBLIC_READ=acl|policy, TEST_S3_ENFORCES_POLICY)."""
+    TEST_S3_SECRET_ACCESS_KEY, TEST_S3_REGION, TEST_S3_PUBLIC_READ=acl|policy,
+    TEST_S3_CONDITIONAL_COPY=storage|head, TEST_S3_ENFORCES_POLICY=true|false)."""
 
     name = "external"
 
@@ -138,6 +141,7 @@ class ExternalServer:
         self.secret_access_key = os.environ.get("TEST_S3_SECRET_ACCESS_KEY", "")
         self.region = os.environ.get("TEST_S3_REGION", "us-east-1")
         self.public_read = os.environ.get("TEST_S3_PUBLIC_READ", "acl")
+        self.conditional_copy = os.environ.get("TEST_S3_CONDITIONAL_COPY", "storage")
         self.enforces_policy = os.environ.get("TEST_S3_ENFORCES_POLICY", "true").lower() == "true"
 
 
@@ -260,6 +264,7 @@ def make_settings(server: StorageServer, database_url: str, **overrides: Any) ->
         "S3_ENDPOINT_URL": server.url,
         "S3_REGION": server.region,
         "S3_PUBLIC_READ": server.public_read,
+        "S3_CONDITIONAL_COPY": server.conditional_copy,
         "AWS_ACCESS_KEY_ID": server.access_key_id,
         "AWS_SECRET_ACCESS_KEY": server.secret_access_key,
         "SCHEMA_DIR": str(ROOT / "app" / "schema"),

@@ -11,20 +11,37 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import boto3
 import httpx
 import pytest
 
+from app.embedded import seaweedfs
 from app.settings import ROOT
 from tests.conftest import free_port
 
 
 class LiveServer:
-    def __init__(self, base_url: str, storage_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    def __init__(
+        self, base_url: str, storage_url: str, process: subprocess.Popen[bytes], log_path: Path, data_dir: Path
+    ) -> None:
         self.url = base_url
         self.storage_url = storage_url  # the embedded SeaweedFS (its S3 front)
         self.process = process
         self.log_path = log_path
+        self.data_dir = data_dir  # the embedded storage's folder
+
+    def s3(self) -> Any:
+        """A boto3 client of the embedded storage, with the identity the server made for itself."""
+        creds = seaweedfs.credentials(self.data_dir / "seaweedfs")
+        return boto3.client(
+            "s3",
+            endpoint_url=self.storage_url,
+            region_name="us-east-1",
+            aws_access_key_id=creds.access_key_id,
+            aws_secret_access_key=creds.secret_access_key,
+        )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
@@ -59,7 +76,8 @@ def start_live_server(
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a process group of its own, as a terminal gives `make run`
         )
-    server = LiveServer(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{storage_port}", process, log_path)
+    data_dir = tmp / "embedded" / str(storage_port)
+    server = LiveServer(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{storage_port}", process, log_path, data_dir)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -159,6 +159,7 @@ async def test_python_m_app_sweep_runs_one_pass(h: Harness) -> None:
         "S3_BUCKET": h.bucket,
         "S3_ENDPOINT_URL": h.server.url,
         "S3_PUBLIC_READ": h.server.public_read,
+        "S3_CONDITIONAL_COPY": h.server.conditional_copy,
         "AWS_ACCESS_KEY_ID": h.server.access_key_id,
         "AWS_SECRET_ACCESS_KEY": h.server.secret_access_key,
     }

@@ -166,10 +166,13 @@ class Storage(Protocol):
     # -- writes by the server ----------------------------------------------------------------------
     async def put(self, key: str, data: bytes, headers: ObjectHeaders) -> None: ...
 
-    async def copy(self, source: str, destination: str, *, if_match: str, headers: ObjectHeaders) -> ObjectHead:
+    async def copy(
+        self, source: str, destination: str, *, if_match: str, headers: ObjectHeaders, size: int | None = None
+    ) -> ObjectHead:
         """Server-side copy, only while `source` still has the ETag `if_match` (else PreconditionFailed;
         a missing source is PreconditionFailed too). The copy gets `headers`, not the source's.
-        Objects above the backend's single-copy limit are copied in parts. Returns the copy's head."""
+        Objects above the backend's single-copy limit are copied in parts. Returns the copy's head.
+        `size`: the source's size when the caller knows it (it verified the object), sparing a request."""
 
     async def delete(self, keys: Sequence[str]) -> None:
         """Delete objects (missing ones are fine), in batches of what the backend allows."""

@@ -89,6 +89,9 @@ class S3Config:
     secret_access_key: Secret = field(default_factory=lambda: Secret(""))
     session_token: Secret = field(default_factory=lambda: Secret(""))
     public_read: str = "acl"  # acl | policy (see the module docstring)
+    # "storage": S3's x-amz-copy-source-if-match holds a copy to an ETag; "head": storage ignores it
+    # (moto), so a HEAD checks the ETag just before the copy.
+    conditional_copy: str = "storage"
     max_copy_size: int = 5 * GIB  # CopyObject's limit; bigger objects are copied part by part
     copy_part_size: int = 512 * MIB
 
@@ -104,6 +107,7 @@ class S3Config:
             secret_access_key=settings.s3_secret_access_key,
             session_token=settings.s3_session_token,
             public_read=settings.s3_public_read,
+            conditional_copy=settings.s3_conditional_copy,
         )
 
     @property
@@ -633,17 +637,21 @@ class S3Storage:
         except (ClientError, *_IO_ERRORS) as exc:
             raise _translate(exc, "put") from exc
 
-    async def copy(self, source: str, destination: str, *, if_match: str, headers: ObjectHeaders) -> ObjectHead:
+    async def copy(
+        self, source: str, destination: str, *, if_match: str, headers: ObjectHeaders, size: int | None = None
+    ) -> ObjectHead:
         """Server-side copy while `source` still has the ETag `if_match` (S3's
         x-amz-copy-source-if-match), with `headers` instead of the source's. Above `max_copy_size`
         (CopyObject's 5 GiB) the copy is a multipart upload of UploadPartCopy parts, each conditional
-        on the same ETag."""
+        on the same ETag. Without `size` (or when storage ignores the condition), a HEAD first."""
         etag = if_match.strip('"')
-        head = await self.head(source)
-        if head is None or head.etag != etag:
-            raise PreconditionFailed(f"{source} is not (or no longer) the object with ETag {etag}")
-        if head.size > self.config.max_copy_size:
-            copied_etag = await self._copy_in_parts(source, destination, etag, headers, head.size)
+        if size is None or self.config.conditional_copy == "head":
+            head = await self.head(source)
+            if head is None or head.etag != etag:
+                raise PreconditionFailed(f"{source} is not (or no longer) the object with ETag {etag}")
+            size = head.size
+        if size > self.config.max_copy_size:
+            copied_etag = await self._copy_in_parts(source, destination, etag, headers, size)
             modified = datetime.now(UTC)
         else:
             params = self._object_params(headers)
@@ -666,7 +674,7 @@ class S3Storage:
             copied_etag = str(result.get("ETag", "")).strip('"')
             modified = _aware(result["LastModified"]) if result.get("LastModified") else datetime.now(UTC)
         return ObjectHead(
-            size=head.size,
+            size=size,
             content_type=headers.content_type,
             content_disposition=headers.content_disposition,
             etag=copied_etag,
@@ -729,6 +737,15 @@ class S3Storage:
         """Delete objects (missing ones are fine), 1,000 per request. Raises StorageUnavailable if any
         could not go."""
         keys = list(dict.fromkeys(keys))
+        if len(keys) == 1:  # (one object, the usual case: a plain DELETE is the cheaper request)
+            try:
+                await self.client.delete_object(Bucket=self.bucket, Key=keys[0])
+            except ClientError as exc:
+                if _client_error_code(exc) not in _MISSING:
+                    raise _translate(exc, "delete") from exc
+            except _IO_ERRORS as exc:
+                raise _translate(exc, "delete") from exc
+            return
         for start in range(0, len(keys), 1000):
             batch = keys[start : start + 1000]
             try:

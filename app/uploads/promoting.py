@@ -82,7 +82,9 @@ class Promoting:
         await self.claim(item)
         headers = object_headers(item.upload, item.content_type, item.file_name)
         try:
-            await self.storage.copy(quarantine_key(item.key), item.key, if_match=item.etag, headers=headers)
+            await self.storage.copy(
+                quarantine_key(item.key), item.key, if_match=item.etag, headers=headers, size=item.head.size
+            )
         except PreconditionFailed:
             raise ContentMismatch(
                 "the file changed in storage after it was checked; save it again (it is checked again)"
@@ -102,7 +104,9 @@ class Promoting:
             return PromotionResult.SKIPPED
         headers = object_headers(upload, upload.content_type or "application/octet-stream", upload.file_name)
         try:
-            await self.storage.copy(quarantine_key(upload.key), upload.key, if_match=upload.etag, headers=headers)
+            await self.storage.copy(
+                quarantine_key(upload.key), upload.key, if_match=upload.etag, headers=headers, size=upload.size
+            )
         except PreconditionFailed:
             # The verified bytes are gone from quarantine: nothing of this upload may be served.
             await Upload.filter(id=upload.id, status=UploadStatus.ATTACHED, promotion=Promotion.PENDING).update(

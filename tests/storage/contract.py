@@ -25,6 +25,7 @@ def config_for(server: StorageServer, bucket: str, **changes: object) -> S3Confi
         "access_key_id": server.access_key_id,
         "secret_access_key": Secret(server.secret_access_key),
         "public_read": server.public_read,
+        "conditional_copy": server.conditional_copy,
         **changes,
     }
     return S3Config(**values)  # type: ignore[arg-type]

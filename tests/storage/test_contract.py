@@ -91,15 +91,21 @@ async def test_missing_keys(store: S3Storage) -> None:
     assert await store.probe("nope/x", 16) is None
     assert await store.list_keys("nope/") == []
     await store.delete(["nope/x", "nope/y"])  # missing objects are fine
-    with pytest.raises(PreconditionFailed):
-        await store.copy("nope/x", "nope/y", if_match="0123456789abcdef0123456789abcdef", headers=PRIVATE)
+    for size in (None, 10):
+        with pytest.raises(PreconditionFailed):
+            await store.copy(
+                "nope/x", "nope/y", if_match="0123456789abcdef0123456789abcdef", headers=PRIVATE, size=size
+            )
     assert await store.list_parts("nope/x", "no-such-upload") is None
     with pytest.raises(StorageUnavailable):
         await store.get("nope/x")
 
 
-@pytest.mark.parametrize("in_parts", [False, True], ids=["copy", "part-copies"])
-async def test_conditional_copy(store: S3Storage, storage_server: StorageServer, in_parts: bool) -> None:
+@pytest.mark.parametrize(
+    ("in_parts", "sized"), [(False, False), (False, True), (True, True)], ids=["copy", "sized-copy", "part-copies"]
+)
+async def test_conditional_copy(store: S3Storage, storage_server: StorageServer, in_parts: bool, sized: bool) -> None:
+    """`sized`: the caller knows the source's size (as a save does), so storage alone checks the ETag."""
     if in_parts:
         # Objects above the single-copy limit are copied part by part, each part conditional too.
         store.config = config_for(storage_server, store.bucket, max_copy_size=5 * MIB, copy_part_size=5 * MIB)
@@ -107,7 +113,8 @@ async def test_conditional_copy(store: S3Storage, storage_server: StorageServer,
     await store.put("c/src", source, ObjectHeaders("binary/octet-stream", "attachment"))
     head = await store.head("c/src")
     assert head is not None
-    copied = await store.copy("c/src", "c/dst", if_match=head.etag, headers=PUBLIC)
+    size = len(source) if sized else None
+    copied = await store.copy("c/src", "c/dst", if_match=head.etag, headers=PUBLIC, size=size)
     assert copied.size == len(source)
     stored = await store.head("c/dst")
     assert stored is not None and stored.content_type == "image/png" and stored.size == len(source)
@@ -118,7 +125,7 @@ async def test_conditional_copy(store: S3Storage, storage_server: StorageServer,
     await store.put("c/src", blob(len(source), seed=4), ObjectHeaders("binary/octet-stream"))
     for etag in (head.etag, f'"{head.etag}"'):
         with pytest.raises(PreconditionFailed):
-            await store.copy("c/src", "c/other", if_match=etag, headers=PRIVATE)
+            await store.copy("c/src", "c/other", if_match=etag, headers=PRIVATE, size=size)
     assert await store.head("c/other") is None
     assert await store.get("c/dst") == source
 
