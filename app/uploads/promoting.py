@@ -86,6 +86,10 @@ class Promoting:
                 quarantine_key(item.key), item.key, if_match=item.etag, headers=headers, size=item.head.size
             )
         except PreconditionFailed:
+            # Gone or changed: a concurrent save of the same bytes may have won, promoted it and
+            # deleted the quarantined object; otherwise the client wrote to it again.
+            if await Upload.filter(id=item.upload.id).exclude(status=UploadStatus.ISSUED).exists():
+                raise UploadAlreadyAttached("this file was just saved by another request") from None
             raise ContentMismatch(
                 "the file changed in storage after it was checked; save it again (it is checked again)"
             ) from None
