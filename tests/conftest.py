@@ -308,10 +308,6 @@ class Harness:
         result = await self.s3.list_objects_v2(Bucket=self.bucket)
         return sorted(o["Key"] for o in result.get("Contents", []))
 
-    async def stored(self) -> list[str]:
-        """Every key but the quarantine's (what a client wrote and nobody saved yet)."""
-        return [k for k in await self.keys() if not k.startswith("cache/")]
-
 
 async def post_form(presigned: dict[str, Any], data: bytes, file_name: str, content_type: str) -> httpx.Response:
     """POST the multipart form exactly as a browser does: every payload field in order, file last."""

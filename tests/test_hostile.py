@@ -296,3 +296,17 @@ async def test_invalid_json_and_syntax(h: Harness) -> None:
     assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
     body = await h.gql("{ tables { nope } }")
     assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
+async def test_s3_location_form_with_plus_for_a_space(h: Harness) -> None:
+    """S3's Location spells a space in the key as `+`: such a URL finds the file."""
+    presigned = (await h.ok(IMAGE_PRESIGN, {"table": "photos", "prop": "image", "type": "image/png"}))[
+        "image_presign_url"
+    ]
+    assert (await post_form(presigned, files.png(), "my cat.png", "image/png")).status_code == 201
+    location = (
+        f"{presigned['upload_url'].rstrip('/')}/{quote(uploaded_key(presigned, 'my cat.png')).replace('%20', '+')}"
+    )
+    body = await save(h, location)
+    assert "errors" not in body, body
+    assert body["data"]["record_create"]["upload"]["file_name"] == "my cat.png"

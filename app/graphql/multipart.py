@@ -1,4 +1,4 @@
-"""GraphQL adapter of multipart uploads: types and thin resolvers over app.multipart.
+"""GraphQL adapter of multipart uploads: types and thin resolvers over app.uploads.multipart.
 
 One mutation per Uppy AwsS3 multipart hook (createMultipartUpload, signPart, listParts,
 completeMultipartUpload, abortMultipartUpload).
