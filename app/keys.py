@@ -1,7 +1,10 @@
-"""Pure: object key naming, file name sanitizing, and turning a client's URL back into a key.
+"""Pure: object key naming and file name sanitizing.
 
-Keys are always server-made: `<table>/<property>/<token>/<file name>`, where the token is 128 random
-bits issued with the presign. The client's file name is only ever the last segment, sanitized.
+Keys are always server-made. A client only ever writes to a quarantine key,
+`cache/<table>/<property>/<token>/<file name>`; once the server has verified the object it promotes it
+to its permanent key, the same without `cache/`, and serves that one. Versions live next to the
+permanent object, under `<table>/<property>/<token>/versions/`. The token is 128 random bits issued
+with the presign; the client's file name is only ever the last segment, sanitized.
 """
 
 from __future__ import annotations
@@ -10,11 +13,11 @@ import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
-from urllib.parse import quote, unquote, unquote_plus, urlsplit
 
-from app.errors import BadUserInput, ForeignUpload
+from app.errors import ForeignUpload
+from app.tables import RESERVED_TABLE
 
-FILENAME_VAR = "${filename}"
+QUARANTINE = RESERVED_TABLE + "/"
 MAX_FILE_NAME_BYTES = 180
 _TOKEN = re.compile(r"^[0-9a-f]{32}$")
 # Characters that are legal in S3 keys but break URLs, headers or shells downstream.
@@ -26,7 +29,24 @@ def new_token() -> str:
 
 
 def key_prefix(table: str, prop: str, token: str) -> str:
+    """Where an upload's permanent object and its versions live."""
     return f"{table}/{prop}/{token}/"
+
+
+def quarantine_prefix(table: str, prop: str, token: str) -> str:
+    """Where a client may write an upload (and nowhere else)."""
+    return QUARANTINE + key_prefix(table, prop, token)
+
+
+def permanent_key(quarantine_key: str) -> str:
+    """The key a verified quarantine object is promoted to."""
+    if not quarantine_key.startswith(QUARANTINE):
+        raise ValueError(f"{quarantine_key!r} is not a quarantine key")
+    return quarantine_key[len(QUARANTINE) :]
+
+
+def quarantine_key(permanent: str) -> str:
+    return QUARANTINE + permanent
 
 
 def sanitize_file_name(name: str) -> str:
@@ -67,113 +87,28 @@ class ParsedKey:
     prop: str
     token: str
     file_name: str
+    quarantined: bool  # the key was given in its quarantine form
+
+    @property
+    def permanent(self) -> str:
+        return f"{key_prefix(self.table, self.prop, self.token)}{self.file_name}"
+
+    @property
+    def quarantine(self) -> str:
+        return QUARANTINE + self.permanent
 
     @property
     def key(self) -> str:
-        return f"{key_prefix(self.table, self.prop, self.token)}{self.file_name}"
+        """The key as it was given."""
+        return self.quarantine if self.quarantined else self.permanent
 
 
 def parse_key(key: str) -> ParsedKey:
-    """Split a key into its parts; anything not shaped like one of our keys is foreign."""
-    parts = key.split("/")
+    """Split one of our keys (quarantine or permanent form) into its parts; anything else is foreign."""
+    quarantined = key.startswith(QUARANTINE)
+    parts = key[len(QUARANTINE) :].split("/") if quarantined else key.split("/")
     if len(parts) != 4 or not _TOKEN.match(parts[2]) or not parts[3] or parts[3] in (".", ".."):
-        raise ForeignUpload("this key was not issued by this server (expected <table>/<property>/<token>/<file name>)")
-    return ParsedKey(parts[0], parts[1], parts[2], parts[3])
-
-
-def _host_port(scheme: str, netloc: str) -> str:
-    host = netloc.rsplit("@", 1)[-1].lower()
-    default = ":443" if scheme == "https" else ":80"
-    return host[: -len(default)] if host.endswith(default) else host
-
-
-@dataclass(frozen=True)
-class StorageUrls:
-    """Where objects of our bucket live, in every URL form a client may hand back."""
-
-    bucket: str
-    region: str
-    endpoint_url: str | None  # custom S3-compatible endpoint (MinIO, R2, moto), path-style
-    public_url: str | None = None  # endpoint as browsers reach it, when it differs
-    cdn_base_url: str | None = None
-
-    def storage_base(self) -> str:
-        """Base URL (no trailing slash) for public objects straight from storage."""
-        if self.public_url:
-            return f"{self.public_url}/{self.bucket}"
-        if self.endpoint_url:
-            return f"{self.endpoint_url}/{self.bucket}"
-        return f"https://{self.bucket}.s3.{self.region}.amazonaws.com"
-
-    def upload_url(self) -> str:
-        """Where a browser POSTs the form: the bucket URL."""
-        return self.storage_base() + "/"
-
-    def public_object_url(self, key: str) -> str:
-        base = self.cdn_base_url or self.storage_base()
-        return f"{base}/{quote(key, safe='/~')}"
-
-    def _prefixes(self) -> list[tuple[str, str]]:
-        """(host[:port], path prefix) pairs under which a key follows."""
-        out: list[tuple[str, str]] = []
-        for base in (self.cdn_base_url, self.public_url and f"{self.public_url}/{self.bucket}"):
-            if base:
-                parts = urlsplit(base)
-                out.append((_host_port(parts.scheme, parts.netloc), parts.path.rstrip("/") + "/"))
-        if self.endpoint_url:
-            parts = urlsplit(self.endpoint_url)
-            host = _host_port(parts.scheme, parts.netloc)
-            path = parts.path.rstrip("/")
-            out += [(host, f"{path}/{self.bucket}/"), (f"{self.bucket}.{host}", f"{path}/")]
-        else:
-            b, r = self.bucket, self.region
-            for host in (f"s3.{r}.amazonaws.com", "s3.amazonaws.com", f"s3-{r}.amazonaws.com"):
-                out += [(host, f"/{b}/"), (f"{b}.{host}", "/")]
-        return out
-
-    def key_from_value(self, value: str) -> str:
-        """The object key from a URL in any form we or S3 publish (path-style, virtual-hosted, CDN,
-        percent-encoded or not, S3's POST Location) or from a bare key; the likelier reading when
-        a `+` makes the URL ambiguous (see key_candidates). A URL elsewhere is FOREIGN_UPLOAD."""
-        return self.key_candidates(value)[0]
-
-    def key_candidates(self, value: str) -> list[str]:
-        """Every key the value can mean, likeliest first: one, or two when a URL's path holds a
-        `+`. S3's POST <Location> is form-encoded (`+` for a space, `%2B` for a plus, `/` as
-        `%2F`), while a URL written from the raw key keeps a plus as it is. A bare key is literal."""
-        value = value.strip()
-        if not value:
-            raise BadUserInput("the upload value is empty: pass the uploaded file's URL or key")
-        if len(value) > 4096:
-            raise BadUserInput("the upload value is longer than 4096 characters")
-        if any(unicodedata.category(ch) == "Cc" for ch in value):
-            raise BadUserInput("the upload value contains control characters")
-        if "://" not in value:
-            parse_key(value)
-            return [value]
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ForeignUpload("only http(s) URLs of this server's storage are accepted")
-        host = _host_port(parts.scheme, parts.netloc)
-        matched = [p for h, p in self._prefixes() if h == host and parts.path.startswith(p)]
-        if not matched:
-            raise ForeignUpload(f"{host} is not this server's storage or CDN; upload through a presigned URL first")
-        path = parts.path[len(max(matched, key=len)) :]
-        try:
-            readings = [unquote(path, errors="strict")]
-            if "+" in path:
-                plus_is_space = unquote_plus(path, errors="strict")
-                form_encoded = "%2f" in path.lower()
-                readings.insert(0 if form_encoded else 1, plus_is_space)
-        except UnicodeDecodeError:
-            raise BadUserInput("the URL's path is not valid percent-encoded UTF-8") from None
-        keys: list[str] = []
-        for key in readings:
-            try:
-                parse_key(key)
-            except ForeignUpload:
-                continue
-            keys.append(key)
-        if not keys:
-            parse_key(readings[0])  # raises with the reason
-        return keys
+        raise ForeignUpload(
+            "this key was not issued by this server (expected cache/<table>/<property>/<token>/<file name>)"
+        )
+    return ParsedKey(parts[0], parts[1], parts[2], parts[3], quarantined)

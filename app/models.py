@@ -38,10 +38,10 @@ class Upload(Model):
     table = fields.CharField(max_length=63)
     property_name = fields.CharField(max_length=63)
     owner = fields.CharField(max_length=255, null=True)  # indexed with status and expiry, see Meta
-    # issued -> attached -> discarded (object to delete) -> deleted; issued -> expired (swept)
-    status = fields.CharField(max_length=16, default="issued", db_index=True)
+    status = fields.CharField(max_length=16, default="issued", db_index=True)  # app.uploads.UploadStatus
     method = fields.CharField(max_length=16, default="post")  # post | put | multipart
-    key = fields.CharField(max_length=1024, null=True)  # exact key once known
+    # The exact permanent key once known (its quarantine key is `cache/` + key; app/keys.py).
+    key = fields.CharField(max_length=1024, null=True)
     multipart_upload_id = fields.CharField(max_length=1024, null=True)
     record: fields.ForeignKeyNullableRelation[Record] = fields.ForeignKeyField(
         "models.Record", related_name="uploads", null=True, on_delete=fields.SET_NULL
@@ -57,6 +57,10 @@ class Upload(Model):
     cache_control = fields.CharField(max_length=255, null=True)
     checksum_sha256 = fields.CharField(max_length=64, null=True)  # base64, as S3's header
     declared_size = fields.BigIntField(null=True)  # exact length signed into a PUT or multipart
+    # The ETag a save verified: held while that save promotes the object (no other save may win the
+    # upload with other bytes), then the condition of every copy of it.
+    etag = fields.CharField(max_length=255, null=True)
+    promotion = fields.CharField(max_length=16, null=True)  # app.uploads.Promotion; null until saved
     # What storage reported at confirm.
     file_name = fields.CharField(max_length=255, null=True)
     size = fields.BigIntField(null=True)
@@ -73,7 +77,12 @@ class Upload(Model):
         table = "uploads"
         # (owner, status, expires_at) serves the per-caller pending cap of every presign: without it
         # SQLite picks (status, expires_at) and scans every caller's pending uploads.
-        indexes = (("record_id", "property_name"), ("status", "expires_at"), ("owner", "status", "expires_at"))
+        indexes = (
+            ("record_id", "property_name"),
+            ("status", "expires_at"),
+            ("owner", "status", "expires_at"),
+            ("promotion", "expires_at"),
+        )
 
 
 class UploadVersion(Model):

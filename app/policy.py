@@ -1,4 +1,5 @@
-"""Pure: what a presign may allow (property limits narrowed by client options) and what it must sign."""
+"""Pure: what a presign may allow (property limits narrowed by client options), as backend-neutral
+`UploadGrant`s that a storage adapter signs."""
 
 from __future__ import annotations
 
@@ -6,14 +7,16 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote
 
 from app.errors import BadUserInput, ContentTypeNotAllowed, Forbidden, UploadTooLarge, UploadTooSmall
+from app.storage.base import UploadGrant
 from app.tables import KIB, SINGLE_UPLOAD_MAX, UploadOptions, content_type_matches, is_active_content
 
 _MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
-S3_ACL = {"public": "public-read", "private": "private"}
+ACLS = ("public", "private")
+# A quarantined object is never served; should it ever be opened, a browser saves it instead of rendering it.
+QUARANTINE_DISPOSITION = "attachment"
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,7 @@ def narrow(options: UploadOptions, client: ClientOptions, *, max_allowed: int = 
 
     acl = options.acl
     if client.acl is not None:
-        if client.acl not in S3_ACL:
+        if client.acl not in ACLS:
             raise BadUserInput(f"acl {client.acl!r} must be public or private")
         if client.acl == "public" and options.acl == "private":
             raise Forbidden("this property is private; a presign may not make its files public")
@@ -112,13 +115,17 @@ def narrow(options: UploadOptions, client: ClientOptions, *, max_allowed: int = 
         if client.content_disposition not in ("inline", "attachment"):
             raise BadUserInput(f"content_disposition {client.content_disposition!r} must be inline or attachment")
         disposition = client.content_disposition
-    # Active content (SVG, HTML, scripts) is never served inline from the bucket's origin: when the
-    # exact type is unknown and could be active, the file is signed as an attachment.
+    # Active content (SVG, HTML, scripts) is never served inline from the bucket's origin. A file's
+    # type is known for sure once it is verified: its promotion applies this rule (served_disposition).
     if declared is not None and is_active_content(declared):
         disposition = "attachment"
-    elif declared is None and options.may_be_active():
-        disposition = "attachment"
     return UploadLimits(min_size, max_size, types, declared, prefix, acl, disposition, options.cache_control)
+
+
+def served_disposition(disposition: str, content_type: str | None) -> str:
+    """The disposition a stored file is served with: active content (HTML, SVG, scripts) never
+    inline from the bucket's origin, whatever the property says."""
+    return "attachment" if content_type is None or is_active_content(content_type) else disposition
 
 
 def disposition_header(disposition: str, file_name: str | None) -> str:
@@ -132,41 +139,24 @@ def disposition_header(disposition: str, file_name: str | None) -> str:
     return f"{disposition}; filename=\"{ascii_name}\"; filename*=UTF-8''{utf8_name}"
 
 
-def post_fields_and_conditions(
-    limits: UploadLimits, file_name: str | None, *, include_content_type: bool = True
-) -> tuple[dict[str, str], list[Any]]:
-    """Form fields and policy conditions for a SigV4 POST. The key condition is added by the SDK.
+def form_grant(limits: UploadLimits, key: str, expires_in: int, *, include_content_type: bool = True) -> UploadGrant:
+    """What a form POST may store at `key` (a quarantine key, possibly ending in ${filename}).
 
-    With an exact type, `Content-Type` is signed as is. Otherwise, with `include_content_type`, the
-    payload carries an empty `Content-Type` for the client to fill with the file's type (constrained
-    by starts-with); without it, no type is sent and storage records binary/octet-stream.
+    With an exact type, storage must record that type. Otherwise, with `include_content_type`, the
+    client fills in the file's type (within the allowed family); without it, as platformOS clients
+    post, no type is sent and storage records its default: the save then takes the real type from the
+    bytes and the promotion stores it.
     """
-    fields: dict[str, str] = {
-        "acl": S3_ACL[limits.acl],
-        "success_action_status": "201",
-        "Content-Disposition": disposition_header(limits.disposition, file_name),
-    }
-    conditions: list[Any] = [
-        {"acl": fields["acl"]},
-        {"success_action_status": "201"},
-        {"Content-Disposition": fields["Content-Disposition"]},
-        ["content-length-range", limits.min_size, limits.max_size],
-    ]
-    if limits.cache_control:
-        fields["Cache-Control"] = limits.cache_control
-        conditions.append({"Cache-Control": limits.cache_control})
-    if limits.declared_content_type:
-        fields["Content-Type"] = limits.declared_content_type
-        conditions.append({"Content-Type": limits.declared_content_type})
-    elif include_content_type:
-        fields["Content-Type"] = ""
-        conditions.append(["starts-with", "$Content-Type", limits.type_prefix])
-    elif limits.content_types:
-        raise BadUserInput(
-            f"this property accepts only {', '.join(limits.content_types)}: pass include_content_type: true "
-            "(and send the file's type as Content-Type) or name the type in presign_url.content_type"
-        )
-    return fields, conditions
+    return UploadGrant(
+        key=key,
+        expires_in=expires_in,
+        max_size=limits.max_size,
+        min_size=limits.min_size,
+        content_type=limits.declared_content_type,
+        client_sets_content_type=limits.declared_content_type is None and include_content_type,
+        content_type_prefix=limits.type_prefix,
+        content_disposition=QUARANTINE_DISPOSITION,
+    )
 
 
 def checked_checksum_sha256(value: str | None) -> str | None:
@@ -190,18 +180,16 @@ def check_declared_size(limits: UploadLimits, size: int) -> None:
         raise UploadTooSmall(f"the file is {size} bytes; the minimum is {limits.min_size} bytes")
 
 
-def put_headers(limits: UploadLimits, file_name: str, size: int, checksum_sha256: str | None) -> dict[str, str]:
-    """Every header a presigned PUT signs, hence every header the client must send as is: the
-    exact type and length, and the object's ACL, disposition and caching."""
+def put_grant(limits: UploadLimits, key: str, expires_in: int, size: int, checksum_sha256: str | None) -> UploadGrant:
+    """What a presigned PUT signs: the exact type and length (and checksum) of one file."""
     assert limits.declared_content_type is not None, "a PUT always signs an exact type"
-    headers = {
-        "Content-Type": limits.declared_content_type,
-        "Content-Length": str(size),
-        "Content-Disposition": disposition_header(limits.disposition, file_name),
-        "x-amz-acl": S3_ACL[limits.acl],
-    }
-    if limits.cache_control:
-        headers["Cache-Control"] = limits.cache_control
-    if checksum_sha256:
-        headers["x-amz-checksum-sha256"] = checksum_sha256
-    return headers
+    return UploadGrant(
+        key=key,
+        expires_in=expires_in,
+        max_size=size,
+        min_size=size,
+        content_type=limits.declared_content_type,
+        size=size,
+        checksum_sha256=checksum_sha256,
+        content_disposition=QUARANTINE_DISPOSITION,
+    )

@@ -1,7 +1,7 @@
 """Use cases of records, as platformOS has them: create, update, soft delete (and restore, purge),
 read one, list a page with platformOS's filter and sort, and load related records for a page.
 
-Uploads are verified in storage before anything is saved (app/uploads.py). Every write that
+Uploads are verified and promoted in storage before anything is saved (app/uploads/saving.py). Every write that
 depends on the row's current state (ownership, deleted or not, array and counter operations) reads
 the row locked inside the transaction, so a concurrent delete and update of one record end in one
 order or the other, never half-done.
@@ -24,7 +24,7 @@ from typing import Any
 from tortoise import connections
 from tortoise.transactions import in_transaction
 
-from app.errors import BadUserInput, Forbidden, RecordNotFound, UploadAlreadyAttached
+from app.errors import BadUserInput, Forbidden, RecordNotFound
 from app.models import Record, Upload, UploadVersion
 from app.record_filter import (
     MAX_PER_PAGE,
@@ -40,7 +40,7 @@ from app.record_indexes import PREFIX, property_indexes
 from app.record_sql import POSTGRES, SQLITE, select_count, select_page, select_related
 from app.record_values import KEEP, PropertyWrite, RecordChanges, apply, as_writes, external_id, split, timestamp
 from app.tables import TableDef
-from app.uploads import Caller, Uploads, UploadView, Verified, version_key
+from app.uploads import Caller, Uploads, UploadStatus, UploadView, Verified
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,11 @@ async def _select(sql: str, params: list[Any]) -> list[dict[str, Any]]:
     return await connections.get("default").execute_query_dict(sql, params)
 
 
+def _given(files: Mapping[str, str | None]) -> dict[str, str]:
+    """The upload values that name a file (null or "" clears the property instead)."""
+    return {name: value for name, value in files.items() if value}
+
+
 def _records(rows: Sequence[Mapping[str, Any]]) -> list[Record]:
     return [Record._init_from_db(**row) for row in rows]
 
@@ -134,19 +139,19 @@ class Records:
         updated_at = self._time(changes.updated_at, "updated_at") or now
         deleted_at = self._time(changes.deleted_at, "deleted_at")
         ext = None if changes.external_id is KEEP else external_id(changes.external_id)
-        verified = await self._verify_all(caller, tdef, {k: v for k, v in files.items() if v}, None)
-        async with in_transaction():
-            record = await Record.create(
-                table=table,
-                properties=apply(tdef, {}, plain),
-                owner=owner,
-                external_id=ext,
-                created_at=created_at,
-                updated_at=updated_at,
-                deleted_at=deleted_at,
-            )
-            attached, views = await self._attach(record, tdef, verified)
-        await self.uploads.attached(attached)
+        # Files are verified and promoted first; the transaction then attaches them (app/uploads/saving.py).
+        async with self.uploads.saving(caller, tdef, _given(files), None) as verified:
+            async with in_transaction():
+                record = await Record.create(
+                    table=table,
+                    properties=apply(tdef, {}, plain),
+                    owner=owner,
+                    external_id=ext,
+                    created_at=created_at,
+                    updated_at=updated_at,
+                    deleted_at=deleted_at,
+                )
+                views = await self._attach(record, verified)
         # A new record holds exactly the uploads just attached, as just written: no need to read them back.
         return RecordView(record, views)
 
@@ -168,33 +173,33 @@ class Records:
         assert found is not None
         tdef = self.uploads.table(found.table)
         plain, files = split(tdef, as_writes(changes.properties) + as_writes(properties))
-        verified = await self._verify_all(caller, tdef, {k: v for k, v in files.items() if v}, rid)
         cleared = [name for name, value in files.items() if not value]
         now = self.uploads.clock()
-        async with in_transaction():
-            locked = await Record.select_for_update().get_or_none(id=rid)
-            # Checked again on the locked row: a delete may have committed since the first read.
-            self._check_found(locked, rid, changes.table, restoring)
-            assert locked is not None
-            self._check_owner(caller, locked)
-            locked.owner = self._owner(caller, changes.user_id, locked.owner, creating=False)
-            if changes.external_id is not KEEP:
-                locked.external_id = external_id(changes.external_id)
-            if changes.created_at is not KEEP:
-                created_at = self._time(changes.created_at, "created_at")
-                if created_at is None:
-                    raise BadUserInput("created_at cannot be null")
-                locked.created_at = created_at
-            if changes.deleted_at is not KEEP:
-                locked.deleted_at = self._time(changes.deleted_at, "deleted_at")
-            locked.updated_at = self._time(changes.updated_at, "updated_at") or now
-            locked.properties = apply(tdef, locked.properties, plain)
-            await locked.save()
-            discarded = await self._release(locked.id, cleared)
-            attached, _ = await self._attach(locked, tdef, verified)
-            discarded += await self._release(locked.id, list(verified), keep=[v.upload.id for v in verified.values()])
+        async with self.uploads.saving(caller, tdef, _given(files), rid) as verified:
+            async with in_transaction():
+                locked = await Record.select_for_update().get_or_none(id=rid)
+                # Checked again on the locked row: a delete may have committed since the first read.
+                self._check_found(locked, rid, changes.table, restoring)
+                assert locked is not None
+                self._check_owner(caller, locked)
+                locked.owner = self._owner(caller, changes.user_id, locked.owner, creating=False)
+                if changes.external_id is not KEEP:
+                    locked.external_id = external_id(changes.external_id)
+                if changes.created_at is not KEEP:
+                    created_at = self._time(changes.created_at, "created_at")
+                    if created_at is None:
+                        raise BadUserInput("created_at cannot be null")
+                    locked.created_at = created_at
+                if changes.deleted_at is not KEEP:
+                    locked.deleted_at = self._time(changes.deleted_at, "deleted_at")
+                locked.updated_at = self._time(changes.updated_at, "updated_at") or now
+                locked.properties = apply(tdef, locked.properties, plain)
+                await locked.save()
+                discarded = await self._release(locked.id, cleared)
+                await self._attach(locked, verified)
+                keep = [v.upload.id for v in verified.values()]
+                discarded += await self._release(locked.id, list(verified), keep=keep)
         await self.uploads.discard(discarded)
-        await self.uploads.attached(attached)
         return await self._view(locked)
 
     async def delete(self, caller: Caller, record_id: str, table: str | None = None) -> RecordView:
@@ -292,59 +297,18 @@ class Records:
         if caller.subject is not None and record.owner is not None and record.owner != caller.subject:
             raise Forbidden("this record belongs to another user")
 
-    async def _verify_all(
-        self, caller: Caller, tdef: TableDef, files: dict[str, str | None], record_id: int | None
-    ) -> dict[str, Verified]:
-        verified: dict[str, Verified] = {}
-        for name, value in files.items():
-            if value:
-                verified[name] = await self.uploads.verify(caller, tdef.name, tdef.properties[name], value, record_id)
-        tokens = [v.upload.token for v in verified.values()]
-        if len(set(tokens)) != len(tokens):
-            raise UploadAlreadyAttached("the same file cannot be saved into two properties")
-        return verified
-
-    async def _attach(
-        self, record: Record, tdef: TableDef, verified: dict[str, Verified]
-    ) -> tuple[list[int], dict[str, UploadView]]:
-        """Mark uploads attached inside the transaction. The conditional update makes a concurrent
-        save of the same upload lose cleanly instead of attaching it twice. Returns the uploads that
-        have versions to build, and the views of the uploads attached now (as written)."""
-        attached: list[int] = []
+    async def _attach(self, record: Record, verified: dict[str, Verified]) -> dict[str, UploadView]:
+        """Attach the verified uploads inside the transaction; the views of those attached now."""
         views: dict[str, UploadView] = {}
-        now = self.uploads.clock()
         for name, item in verified.items():
-            if item.head is None:  # already attached here: idempotent
-                continue
-            content_type = item.head.content_type.split(";", 1)[0].strip().lower()
-            changes: dict[str, Any] = {
-                "status": "attached",
-                "record_id": record.id,
-                "key": item.key,
-                "size": item.head.size,
-                "content_type": content_type,
-                "file_name": item.file_name,
-                "attached_at": now,
-            }
-            count = await Upload.filter(id=item.upload.id, status="issued").update(**changes)
-            if count != 1:
-                raise UploadAlreadyAttached("this file was just saved by another request")
-            for field_name, value in changes.items():
-                setattr(item.upload, field_name, value)
-            versions: list[UploadVersion] = []
-            specs = self.uploads.versions_for(tdef.properties[name], content_type)
-            if specs:
-                versions = [
-                    UploadVersion(upload_id=item.upload.id, name=s.name, key=version_key(item.key, s)) for s in specs
-                ]
-                await UploadVersion.bulk_create(versions)
-                attached.append(item.upload.id)
-            views[name] = UploadView(item.upload, versions)
-        return attached, views
+            view = await self.uploads.attach(item, record.id)
+            if view is not None:
+                views[name] = view
+        return views
 
     async def _release(self, record_id: int, names: list[str] | None, keep: Sequence[int] = ()) -> list[int]:
         """Detach the record's uploads (all, or of `names`) except `keep`; they become `discarded`."""
-        query = Upload.filter(record_id=record_id, status="attached")
+        query = Upload.filter(record_id=record_id, status=UploadStatus.ATTACHED)
         if names is not None:
             if not names:
                 return []
@@ -353,7 +317,7 @@ class Records:
             query = query.exclude(id__in=list(keep))
         ids = [int(str(i)) for i in await query.values_list("id", flat=True)]
         if ids:
-            await Upload.filter(id__in=ids).update(status="discarded", record_id=None)
+            await Upload.filter(id__in=ids).update(status=UploadStatus.DISCARDED, record_id=None)
         return ids
 
     # -- reads ---------------------------------------------------------------------------------
@@ -429,8 +393,8 @@ class Records:
             return []
         ids = [r.id for r in records]
         uploads, versions = await asyncio.gather(
-            Upload.filter(record_id__in=ids, status="attached"),
-            UploadVersion.filter(upload__record_id__in=ids, upload__status="attached").order_by("id"),
+            Upload.filter(record_id__in=ids, status=UploadStatus.ATTACHED),
+            UploadVersion.filter(upload__record_id__in=ids, upload__status=UploadStatus.ATTACHED).order_by("id"),
         )
         by_upload: dict[int, list[UploadVersion]] = {}
         for v in versions:

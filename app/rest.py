@@ -18,10 +18,10 @@ from app.errors import BadUserInput, PayloadTooLarge
 from app.jsonbody import MalformedJson, is_json_media_type, loads
 from app.policy import ClientOptions
 from app.records import Records
+from app.tables import UPLOAD_TYPES
 from app.uploads import Caller, ExactUpload, Uploads
 
 MAX_BODY = 64 * 1024
-UPLOAD_TYPES = ("attachment", "image", "upload")
 
 
 async def _json_body(request: Request) -> dict[str, Any]:

@@ -1,10 +1,11 @@
 """`make run`: migrate, start embedded storage (and queue) when none is configured, serve the API
 with the version worker beside it.
 
-Embedded storage is a moto server (S3 over HTTP) in a child process, answering form POSTs with S3's
-headers (app/embedded_storage.py). It keeps objects in memory, so with the default database the
-embedded run starts from a fresh SQLite file each time: records never point at files that vanished
-with the previous run.
+Embedded storage is SeaweedFS (`weed mini`, app/embedded/seaweedfs.py) with its data, and the SQLite
+database of the records, under `var/embedded/<STORAGE_PORT>/` (EMBEDDED_DIR): files, records and versions survive a
+restart, and two instances run side by side given different PORT and STORAGE_PORT. The embedded queue
+is moto's SQS on a free port; it keeps nothing across a restart, and the worker's reconciler sends the
+jobs of versions still pending again.
 """
 
 from __future__ import annotations
@@ -15,17 +16,38 @@ import signal
 import sys
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
 
 from app import db
 from app.embedded import clamd as embedded_clamd
 from app.embedded import process as processes
-from app.embedded.process import EmbeddedProcess
+from app.embedded import seaweedfs
+from app.embedded.process import EmbeddedError, EmbeddedProcess
 from app.logs import configure_logging
 from app.settings import ROOT, Secret, Settings, SettingsError
 
 log = logging.getLogger("app.run")
 
-EMBEDDED_DB = "sqlite://var/embedded.sqlite3"
+
+def embedded_dir(settings: Settings) -> Path:
+    """Where the embedded storage keeps its data (and, by default, the records): one folder per
+    storage port, so instances side by side never share one."""
+    base = settings.embedded_dir if settings.embedded_dir.is_absolute() else ROOT / settings.embedded_dir
+    return base / str(settings.storage_port)
+
+
+@dataclass
+class Embedded:
+    """The servers `make run` started itself."""
+
+    storage: seaweedfs.SeaweedFS
+    queue: EmbeddedProcess | None = None
+
+    def stop(self) -> None:
+        if self.queue is not None:
+            self.queue.stop()
+        self.storage.stop()
 
 
 def _moto_answers(url: str) -> bool:
@@ -36,19 +58,16 @@ def _moto_answers(url: str) -> bool:
     return True
 
 
-def start_embedded_storage(host: str = "127.0.0.1", port: int = 9000) -> EmbeddedProcess:
-    """A moto server in server mode; returns once it answers."""
+def start_embedded_queue(host: str = "127.0.0.1") -> EmbeddedProcess:
+    """moto's server for its SQS, on a free port; returns once it answers."""
+    port = processes.free_port(host)
     url = f"http://{host}:{port}"
-    try:
-        return processes.start(
-            "embedded storage",
-            [sys.executable, "-m", "app.embedded_storage", "-H", host, "-p", str(port)],
-            url=url,
-            ready=lambda: _moto_answers(url),
-            ports=[(host, port, "STORAGE_PORT (or S3_ENDPOINT_URL to use a storage that is already running)")],
-        )
-    except processes.EmbeddedError as exc:
-        raise SystemExit(str(exc)) from None
+    return processes.start(
+        "embedded queue (moto SQS)",
+        [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
+        url=url,
+        ready=lambda: _moto_answers(url),
+    )
 
 
 def wants_embedded(settings: Settings) -> bool:
@@ -56,23 +75,23 @@ def wants_embedded(settings: Settings) -> bool:
     return not {"S3_ENDPOINT_URL", "S3_BUCKET"} & settings.given
 
 
-def with_embedded_storage(settings: Settings) -> tuple[Settings, EmbeddedProcess]:
+def with_embedded_storage(settings: Settings) -> tuple[Settings, Embedded]:
     """Start the embedded storage and fill in what it implies where nothing is configured."""
-    storage = start_embedded_storage(port=settings.storage_port)
-    changes: dict[str, object] = {"s3_endpoint_url": storage.url, "embedded_storage": True}
-    if "AWS_ACCESS_KEY_ID" not in settings.given:
-        changes["s3_access_key_id"] = "testing"
-    if "AWS_SECRET_ACCESS_KEY" not in settings.given:
-        changes["s3_secret_access_key"] = Secret("testing")
+    folder = embedded_dir(settings)
+    storage = seaweedfs.start(folder / "seaweedfs", port=settings.storage_port)
+    changes: dict[str, object] = {
+        "s3_endpoint_url": storage.url,
+        "embedded_storage": True,
+        "s3_public_read": "policy",  # SeaweedFS does not enforce object ACLs
+        "s3_access_key_id": storage.credentials.access_key_id,
+        "s3_secret_access_key": Secret(storage.credentials.secret_access_key),
+    }
     # The version worker runs beside the API unless RUN_WORKER says otherwise.
     if "RUN_WORKER" not in settings.given:
         changes["run_worker"] = True
     if "DATABASE_URL" not in settings.given:
-        path = ROOT / "var" / "embedded.sqlite3"
-        for suffix in ("", "-wal", "-shm"):
-            path.with_name(path.name + suffix).unlink(missing_ok=True)
-        changes["database_url"] = EMBEDDED_DB
-    return settings.with_changes(**changes), storage
+        changes["database_url"] = f"sqlite://{folder / 'uploads.sqlite3'}"
+    return settings.with_changes(**changes), Embedded(storage)
 
 
 def page_origins(settings: Settings) -> tuple[str, ...]:
@@ -85,25 +104,26 @@ def page_origins(settings: Settings) -> tuple[str, ...]:
 
 
 async def prepare_storage(settings: Settings) -> None:
-    from app.keys import StorageUrls
-    from app.storage import Storage
+    """The bucket, its CORS rules for the demo page's origins and the configured ones, and (SeaweedFS)
+    the bucket policy that makes public files readable."""
+    from app.services import storage_for
 
-    storage = Storage(settings, StorageUrls(settings.s3_bucket, settings.s3_region, settings.s3_endpoint_url))
+    storage = storage_for(settings)
     await storage.start()
     try:
-        origins = (*page_origins(settings), *settings.cors_origins)
-        await storage.ensure_bucket(origins)
+        await storage.ensure_bucket((*page_origins(settings), *settings.cors_origins))
     finally:
         await storage.close()
 
 
-def prepare_queue(settings: Settings, embedded: EmbeddedProcess) -> Settings:
-    """Without QUEUE_URL, the embedded moto server is the queue too (SQS over HTTP, with a DLQ)."""
+def prepare_queue(settings: Settings, embedded: Embedded) -> Settings:
+    """Without QUEUE_URL, moto's SQS is the queue (with a dead-letter queue)."""
     if settings.queue_url:
         return settings
     from app.queue import create_queue
 
-    url = asyncio.run(create_queue(settings, embedded.url, "versions"))
+    embedded.queue = start_embedded_queue()
+    url = asyncio.run(create_queue(settings, embedded.queue.url, "versions"))
     return settings.with_changes(queue_url=url)
 
 
@@ -128,6 +148,10 @@ def main() -> None:
         elif not settings.queue_url:
             log.warning("QUEUE_URL is not set: image versions stay pending until a queue and a worker are configured")
         serve(settings, embedded)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C: uvicorn has shut down gracefully and re-raises it; the embedded servers stop below
+    except EmbeddedError as exc:
+        raise SystemExit(str(exc)) from None
     finally:
         if embedded is not None:
             embedded.stop()
@@ -135,7 +159,7 @@ def main() -> None:
             scanner.stop()
 
 
-def serve(settings: Settings, embedded: EmbeddedProcess | None) -> None:
+def serve(settings: Settings, embedded: Embedded | None) -> None:
     import uvicorn
 
     from app.main import create_app
@@ -146,7 +170,12 @@ def serve(settings: Settings, embedded: EmbeddedProcess | None) -> None:
     except SchemaError as exc:
         raise SystemExit(f"schema error: {exc}") from None
     base = f"http://{settings.host}:{settings.port}"
-    storage = f"embedded (moto) at {embedded.url}, in memory" if embedded else settings.s3_endpoint_url or "AWS S3"
+    if embedded is not None:
+        folder = embedded_dir(settings)
+        where = folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder
+        storage = f"embedded (SeaweedFS) at {embedded.storage.url}, data in {where}"
+    else:
+        storage = settings.s3_endpoint_url or "AWS S3"
     print(
         f"\n  Demo upload page:         {base}/\n"
         f"  GraphQL API and GraphiQL: {base}/graphql\n"

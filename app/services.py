@@ -12,16 +12,21 @@ from tortoise.context import TortoiseContext
 
 from app import db
 from app.auth import Authenticator
-from app.keys import StorageUrls
 from app.queue import Queue
 from app.records import Records
 from app.settings import Settings
-from app.storage import Storage
+from app.storage.base import Storage
+from app.storage.s3 import S3Config, S3Storage
 from app.tables import TableDef, load_tables
 from app.uploads import Uploads
 from app.versions import Versions
 
 log = logging.getLogger(__name__)
+
+
+def storage_for(settings: Settings) -> S3Storage:
+    """The storage adapter the settings name."""
+    return S3Storage(S3Config.of(settings))
 
 
 class Services:
@@ -30,16 +35,9 @@ class Services:
     def __init__(self, settings: Settings, tables: dict[str, TableDef] | None = None) -> None:
         self.settings = settings
         self.tables = tables if tables is not None else load_tables(settings.schema_dir)
-        self.urls = StorageUrls(
-            bucket=settings.s3_bucket,
-            region=settings.s3_region,
-            endpoint_url=settings.s3_endpoint_url,
-            public_url=settings.s3_public_url,
-            cdn_base_url=settings.cdn_base_url,
-        )
-        self.storage = Storage(settings, self.urls)
+        self.storage: Storage = storage_for(settings)
         self.queue = Queue(settings, settings.queue_url) if settings.queue_url else None
-        self.uploads = Uploads(settings, self.tables, self.storage, self.urls, on_attached=self.queue_versions)
+        self.uploads = Uploads(settings, self.tables, self.storage, on_promoted=self.queue_versions)
         self.records = Records(self.uploads)
         self.versions = Versions(settings, self.tables, self.storage)
         self.auth = Authenticator(settings)

@@ -142,6 +142,14 @@ def socket_address(name: str, raw: str) -> SocketAddress | None:
     return host, int(port)
 
 
+def directory_to_be(name: str, raw: str) -> Path:
+    """A folder that may not exist yet (it is created when needed), but is not a file."""
+    path = Path(raw.strip())
+    if path.exists() and not path.is_dir():
+        raise SettingsError(f"{name}={raw!r} is a file, not a directory")
+    return path
+
+
 def bucket_name(name: str, raw: str) -> str:
     value = raw.strip()
     if not value:
@@ -247,6 +255,22 @@ class Settings:
         "The storage endpoint as browsers reach it, when it differs from S3_ENDPOINT_URL.",
         group="Storage",
     )
+    s3_public_read: str = setting(
+        "S3_PUBLIC_READ",
+        "acl",
+        choice("acl", "policy"),
+        "How public files become readable: `acl` (each object's canned ACL: AWS S3 with ACLs enabled) or "
+        "`policy` (objects tagged `access=public|private` and a bucket policy: SeaweedFS; see docs/storage.md).",
+        group="Storage",
+    )
+    s3_conditional_copy: str = setting(
+        "S3_CONDITIONAL_COPY",
+        "storage",
+        choice("storage", "head"),
+        "How a promotion's copy is held to the verified ETag: `storage` (x-amz-copy-source-if-match, honoured "
+        "by AWS S3 and SeaweedFS) or `head` (a HEAD first, for storage that ignores it, such as moto).",
+        group="Storage",
+    )
     cdn_base_url: str | None = setting(
         "CDN_BASE_URL", None, http_url, "Public files resolve to this base URL + the key.", group="Storage"
     )
@@ -260,11 +284,21 @@ class Settings:
         "Set by `make run` when it started its own storage (then the bucket is created with CORS rules).",
         group="Storage",
     )
+    embedded_dir: Path = setting(
+        "EMBEDDED_DIR",
+        ROOT / "var" / "embedded",
+        directory_to_be,
+        "Where `make run` keeps its embedded storage's data and, unless DATABASE_URL says otherwise, the "
+        "records: one folder per STORAGE_PORT.",
+        group="Storage",
+        default_doc="var/embedded",
+    )
     storage_port: int = setting(
         "STORAGE_PORT",
         9000,
         integer(1, 65535),
-        "Port of the embedded storage that `make run` starts when no storage is configured.",
+        "Port of the S3 endpoint of the embedded storage (SeaweedFS) that `make run` starts when no storage is "
+        "configured; its other ports are picked free.",
         group="Storage",
     )
     # -- tables -----------------------------------------------------------------------------------

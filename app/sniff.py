@@ -1,4 +1,5 @@
-"""Pure: what the first bytes of a file really are, to catch type spoofing at confirm."""
+"""Pure: what the first bytes of a file really are, to catch type spoofing at save and to find the
+type of a file that storage holds without one (a form posted without a Content-Type field)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,22 @@ def sniff(head: bytes) -> str | None:
         return "image/avif"
     if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"msf1"):
         return "image/heic"
+    if head[4:8] == b"ftyp" and head[8:10] == b"qt":
+        return "video/quicktime"
+    if head[4:8] == b"ftyp":
+        return "video/mp4"  # ISO base media (mp4, m4v, 3gp); avif and heic are told apart above
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "video/webm"  # EBML: webm and mkv
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "audio/wav"
+    if head.startswith(b"ID3") or head[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
+        return "audio/mpeg"
+    if head.startswith(b"OggS"):
+        return "audio/ogg"
+    if head.startswith(b"\x1f\x8b"):
+        return "application/gzip"
+    if head.startswith(b"{\\rtf"):
+        return "application/rtf"
     if head.startswith(b"%PDF-"):
         return "application/pdf"
     if head.startswith(b"PK\x03\x04"):
@@ -59,3 +76,44 @@ def content_matches(declared: str, head: bytes, *, inline: bool) -> bool:
     if inline and found in ("text/html", "image/svg+xml"):
         return declared in ("text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml")
     return True
+
+
+# Stored types that say nothing: what S3 (binary/octet-stream) or a browser (application/octet-stream)
+# record for a file whose type nobody gave.
+GENERIC_TYPES = frozenset({"", "binary/octet-stream", "application/octet-stream"})
+# Formats that share a container (zip, OLE): the file name's extension tells which one it is. A zip
+# called .docx is no more dangerous than any zip, so the name may choose among them.
+_IN_CONTAINER = {
+    "application/zip": {
+        "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "odt": "application/vnd.oasis.opendocument.text",
+        "ods": "application/vnd.oasis.opendocument.spreadsheet",
+        "odp": "application/vnd.oasis.opendocument.presentation",
+        "epub": "application/epub+zip",
+    },
+    "application/x-ole-storage": {
+        "doc": "application/msword",
+        "xls": "application/vnd.ms-excel",
+        "ppt": "application/vnd.ms-powerpoint",
+    },
+}
+# Text formats without a magic number, known by their extension when the bytes are no markup.
+_TEXT_BY_EXTENSION = {"txt": "text/plain", "csv": "text/csv", "md": "text/markdown", "json": "application/json"}
+
+
+def detect(head: bytes, file_name: str | None) -> str | None:
+    """The media type of a file from its first bytes (and, where the bytes leave a choice, its name);
+    None when neither tells. A name never gives a type whose format has a magic number of its own:
+    such a file would have shown it."""
+    found = sniff(head)
+    extension = file_name.rsplit(".", 1)[-1].lower() if file_name and "." in file_name else ""
+    if found in _IN_CONTAINER:
+        return _IN_CONTAINER[found].get(extension, found)
+    if found is not None:
+        return found
+    text = _TEXT_BY_EXTENSION.get(extension)
+    if text is not None and b"\0" not in head:
+        return text
+    return None

@@ -1,13 +1,19 @@
-"""The clean-up sweep: storage hygiene for uploads that were never saved, or were released.
+"""The clean-up sweep: storage hygiene for uploads that were never saved, were released, or left
+something in quarantine.
 
 - An upload presigned (POST, PUT or multipart) but never saved into a record is removed once its
-  expiry plus `SWEEP_GRACE` has passed: an open multipart upload is aborted and every object under
-  the upload's own key prefix is deleted (so extra objects a client put under an issued prefix go
-  too). Only that prefix is ever listed, never the whole bucket.
+  expiry plus `SWEEP_GRACE` has passed: an open multipart upload is aborted and every object under the
+  upload's own quarantine and permanent prefixes is deleted (extra objects a client put under an
+  issued prefix, a copy left by a save that failed after promoting). Only those prefixes are ever
+  listed, never the whole bucket.
+- A saved upload's quarantine prefix is emptied once its presign can no longer write there (expiry
+  plus grace): the promoted object is served from its permanent key, and whatever the client wrote to
+  the quarantine key after the save (or a save could not delete) goes. The upload becomes `settled`.
 - Uploads left `discarded` (replaced or deleted while storage was down) are deleted again.
-- An attached upload is never touched: only rows in `issued`/`expiring`/`discarded` are selected, and
-  an upload is claimed (`issued` -> `expiring`) with a conditional update before anything is deleted,
-  so a concurrent save either wins (and the sweep skips it) or fails cleanly.
+- A saved file is never touched: only rows in `issued`/`expiring`/`discarded` are cleaned, a promoted
+  upload only in quarantine, and an upload is claimed (`issued` -> `expiring`) with a conditional
+  update before anything is deleted, so a concurrent save either wins (and the sweep skips it) or
+  fails cleanly.
 
 `python -m app.sweep` runs one pass; the worker calls `run_periodically(sweeper)`.
 """
@@ -22,12 +28,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from app.errors import AppError
-from app.keys import key_prefix
-from app.models import Upload
+from app.keys import key_prefix, quarantine_key, quarantine_prefix
+from app.models import Upload, UploadVersion
 from app.services import Services
 from app.settings import Settings
-from app.storage import Storage
-from app.uploads import Uploads
+from app.storage.base import Storage
+from app.uploads import Promotion, Uploads, UploadStatus
+from app.uploads.discarding import object_keys
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +66,7 @@ class SweepReport:
     expired: int = 0  # never-saved uploads cleaned up
     aborted: int = 0  # open multipart uploads aborted
     discarded: int = 0  # released uploads whose objects are now gone
+    settled: int = 0  # saved uploads whose quarantine prefix was emptied
     objects_deleted: int = 0
     failed: int = 0  # left for the next pass (storage unavailable)
 
@@ -71,42 +79,77 @@ class Sweeper:
 
     async def run_once(self, now: datetime | None = None) -> SweepReport:
         now = now or self.uploads.clock()
-        # Never earlier than a confirm could still succeed (expiry plus the confirm grace).
+        # Never earlier than a save could still succeed (expiry plus the confirm grace).
         grace = max(self.config.grace, self.uploads.confirm_grace)
         report = SweepReport()
         stale = [
             u.id
-            for u in await Upload.filter(status="issued", expires_at__lt=now - grace)
+            for u in await Upload.filter(status=UploadStatus.ISSUED, expires_at__lt=now - grace)
             .order_by("expires_at")
             .limit(BATCH)
         ]
         if stale:
-            await Upload.filter(id__in=stale, status="issued").update(status="expiring")
+            await Upload.filter(id__in=stale, status=UploadStatus.ISSUED).update(status=UploadStatus.EXPIRING)
         # `expiring` also holds claims an earlier pass could not finish (storage was down).
-        for upload in await Upload.filter(status="expiring").order_by("expires_at").limit(BATCH):
+        for upload in await Upload.filter(status=UploadStatus.EXPIRING).order_by("expires_at").limit(BATCH):
             if await self._clean(upload, report, multipart=True):
-                await Upload.filter(id=upload.id, status="expiring").update(status="expired")
+                await Upload.filter(id=upload.id, status=UploadStatus.EXPIRING).update(status=UploadStatus.EXPIRED)
                 report.expired += 1
-        for upload in await Upload.filter(status="discarded").order_by("id").limit(BATCH):
-            if await self._clean(upload, report, multipart=False):
-                await Upload.filter(id=upload.id, status="discarded").update(status="deleted")
+        for upload in await Upload.filter(
+            status=UploadStatus.ATTACHED, promotion=Promotion.PROMOTED, expires_at__lt=now - grace
+        ).limit(BATCH):
+            if await self._settle(upload, report):
+                await Upload.filter(id=upload.id, promotion=Promotion.PROMOTED).update(promotion=Promotion.SETTLED)
+                report.settled += 1
+        for upload in await Upload.filter(status=UploadStatus.DISCARDED).order_by("id").limit(BATCH):
+            if await self._discard(upload, report):
+                await Upload.filter(id=upload.id, status=UploadStatus.DISCARDED).update(status=UploadStatus.DELETED)
                 report.discarded += 1
         return report
 
     async def _clean(self, upload: Upload, report: SweepReport, *, multipart: bool) -> bool:
+        """A never-saved upload: everything under its quarantine and permanent prefixes."""
         try:
             if multipart and upload.multipart_upload_id and upload.key:
-                if await self.storage.abort_multipart_upload(upload.key, upload.multipart_upload_id):
+                if await self.storage.abort_multipart_upload(quarantine_key(upload.key), upload.multipart_upload_id):
                     report.aborted += 1
-            # The prefix holds the original, any versions and anything else put under the token.
-            keys = await self.storage.list_keys(key_prefix(upload.table, upload.property_name, upload.token))
+            keys = await self.storage.list_keys(quarantine_prefix(upload.table, upload.property_name, upload.token))
+            keys += await self.storage.list_keys(key_prefix(upload.table, upload.property_name, upload.token))
             await self.storage.delete(keys)
         except AppError as exc:
-            log.warning("sweep: could not clean upload %s now (%s); next pass retries", upload.id, exc.message)
-            report.failed += 1
-            return False
+            return self._failed(upload, report, exc)
         report.objects_deleted += len(keys)
         return True
+
+    async def _settle(self, upload: Upload, report: SweepReport) -> bool:
+        """A saved upload whose presign expired: whatever is left in its quarantine prefix."""
+        try:
+            keys = await self.storage.list_keys(quarantine_prefix(upload.table, upload.property_name, upload.token))
+            await self.storage.delete(keys)
+        except AppError as exc:
+            return self._failed(upload, report, exc)
+        report.objects_deleted += len(keys)
+        return True
+
+    async def _discard(self, upload: Upload, report: SweepReport) -> bool:
+        """A released upload: its permanent object, versions (by their recorded keys and anything else
+        under the prefix) and quarantine leftovers."""
+        try:
+            versions = [str(k) for k in await UploadVersion.filter(upload_id=upload.id).values_list("key", flat=True)]
+            keys = await object_keys(self.storage, upload, versions)
+            keys += await self.storage.list_keys(key_prefix(upload.table, upload.property_name, upload.token))
+            keys = list(dict.fromkeys(keys))
+            await self.storage.delete(keys)
+        except AppError as exc:
+            return self._failed(upload, report, exc)
+        report.objects_deleted += len(keys)
+        return True
+
+    @staticmethod
+    def _failed(upload: Upload, report: SweepReport, exc: AppError) -> bool:
+        log.warning("sweep: could not clean upload %s now (%s); next pass retries", upload.id, exc.message)
+        report.failed += 1
+        return False
 
 
 async def run_periodically(sweeper: Sweeper, interval: float | None = None) -> None:
@@ -116,7 +159,7 @@ async def run_periodically(sweeper: Sweeper, interval: float | None = None) -> N
     while True:
         try:
             report = await sweeper.run_once()
-            if report.expired or report.discarded or report.failed:
+            if report.expired or report.discarded or report.failed or report.settled:
                 log.info("sweep: %s", report)
         except Exception:
             log.exception("sweep pass failed; retrying in %ss", pause)

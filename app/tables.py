@@ -13,6 +13,8 @@ import yaml
 from app.version_spec import VersionSpec, VersionSpecError, parse_versions
 
 UPLOAD_TYPES = ("attachment", "image", "upload")
+# The quarantine prefix of storage keys (app/keys.py): no table may be named like it.
+RESERVED_TABLE = "cache"
 PLAIN_TYPES = ("string", "integer", "float", "boolean", "datetime", "array")
 IMAGE_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/avif", "image/svg+xml")
 # Content a browser would execute if served inline from the bucket's origin.
@@ -78,14 +80,6 @@ class UploadOptions:
 
     def allows(self, content_type: str) -> bool:
         return not self.content_types or any(content_type_matches(content_type, p) for p in self.content_types)
-
-    def may_be_active(self) -> bool:
-        """True when the allowlist admits some type a browser would execute."""
-        if not self.content_types:
-            return True
-        return any(is_active_content(p) for p in self.content_types) or any(
-            content_type_matches(t, p) for t in ACTIVE_CONTENT_TYPES for p in self.content_types
-        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -209,6 +203,8 @@ def parse_table(data: Any, source: str) -> TableDef:
     name = data.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
         raise _fail(source, f"name {name!r} must be lower-case letters, digits and _ (starting with a letter)")
+    if name == RESERVED_TABLE:
+        raise _fail(source, f"name {name!r} is reserved: storage keeps files that are not saved yet under {name}/")
     raw_props = data.get("properties") or []
     if not isinstance(raw_props, list):
         raise _fail(source, "properties must be a list")

@@ -20,9 +20,9 @@ from app.errors import AppError
 from app.imaging import ImageRejected, Prepared, prepare
 from app.models import Upload, UploadVersion
 from app.settings import Settings
-from app.storage import Storage
+from app.storage.base import ObjectHeaders, Storage
 from app.tables import TableDef
-from app.uploads import utcnow
+from app.uploads import Promotion, UploadStatus, utcnow
 from app.version_spec import VersionSpec
 
 log = logging.getLogger(__name__)
@@ -47,10 +47,6 @@ class _Result:
     retry_reason: str | None = None
 
 
-def _acl(upload: Upload) -> str:
-    return "public-read" if upload.acl == "public" else "private"
-
-
 class Versions:
     def __init__(
         self, settings: Settings, tables: dict[str, TableDef], storage: Storage, clock: Callable[[], datetime] = utcnow
@@ -72,8 +68,10 @@ class Versions:
 
     async def process(self, upload_id: int) -> Outcome:
         upload = await Upload.get_or_none(id=upload_id)
-        if upload is None or upload.status != "attached" or not upload.key:
+        if upload is None or upload.status != UploadStatus.ATTACHED or not upload.key:
             return Outcome()  # deleted or replaced meanwhile: nothing to build
+        if upload.promotion == Promotion.PENDING:
+            return Outcome()  # still in quarantine: versions are built from the promoted original
         await self._give_up_exhausted(upload_id)
         claimed = await self._claim(upload_id)
         if not claimed:
@@ -157,14 +155,10 @@ class Versions:
             await self._fail([v], exc.reason)
             return _Result()
         try:
-            await self.storage.put(
-                v.key,
-                rendered.data,
-                content_type=rendered.content_type,
-                cache_control=upload.cache_control,
-                content_disposition="inline",
-                acl=_acl(upload),
+            headers = ObjectHeaders(
+                rendered.content_type, "inline", upload.cache_control, public=upload.acl == "public"
             )
+            await self.storage.put(v.key, rendered.data, headers)
         except AppError as exc:
             return _Result(retry_reason=f"could not store the version: {exc.message}")
         await UploadVersion.filter(id=v.id, status="pending").update(
@@ -182,7 +176,7 @@ class Versions:
     async def _drop_if_discarded(self, upload: Upload, keys: list[str]) -> None:
         """The record may have been replaced or deleted while we rendered. Its clean-up ran after its
         commit; checking after our puts means either it saw our objects or we see its status."""
-        if not await Upload.filter(id=upload.id, status="attached").exists():
+        if not await Upload.filter(id=upload.id, status=UploadStatus.ATTACHED).exists():
             try:
                 await self.storage.delete(keys)
             except AppError:
@@ -220,9 +214,10 @@ class Versions:
         rows = (
             await UploadVersion.filter(
                 status="pending",
-                upload__status="attached",
+                upload__status=UploadStatus.ATTACHED,
                 upload__attached_at__lt=horizon - timedelta(seconds=self.settings.reconcile_after),
             )
+            .exclude(upload__promotion=Promotion.PENDING)
             .filter(Q(lease_until=None) | Q(lease_until__lt=now))
             .limit(limit)
             .values_list("upload_id", flat=True)

@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -90,13 +91,39 @@ def moto_process() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
         stop(proc)
 
 
-def make_bucket(endpoint: str, bucket: str) -> None:
+@dataclass(frozen=True)
+class Storage:
+    """An S3 server the benchmarks run against, and how to reach it."""
+
+    url: str
+    access_key_id: str = "testing"
+    secret_access_key: str = "testing"
+    public_read: str = "acl"
+    conditional_copy: str = "head"  # moto ignores x-amz-copy-source-if-match
+
+
+@contextmanager
+def seaweedfs_server() -> Iterator[Storage]:
+    """SeaweedFS (`weed mini`, as `make run` starts it but without its front) on a free port, its data
+    in a temporary folder."""
+    from app.embedded import seaweedfs
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = seaweedfs.start(Path(tmp), port=free_port(), front=False)
+        try:
+            creds = server.credentials
+            yield Storage(server.url, creds.access_key_id, creds.secret_access_key, "policy", "storage")
+        finally:
+            server.stop()
+
+
+def make_bucket(endpoint: str, bucket: str, storage: Storage | None = None) -> None:
     s3 = boto3.client(
         "s3",
         endpoint_url=endpoint,
         region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        aws_access_key_id=storage.access_key_id if storage else "testing",
+        aws_secret_access_key=storage.secret_access_key if storage else "testing",
         config=Config(signature_version="s3v4"),
     )
     s3.create_bucket(Bucket=bucket)
@@ -134,15 +161,19 @@ def database(kind: str, name: str | None = None) -> Iterator[str]:
         asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def app_env(storage: str, bucket: str, database_url: str) -> dict[str, str]:
+def app_env(storage: str, bucket: str, database_url: str, server: Storage | None = None) -> dict[str, str]:
+    """The API's environment; `storage` is the endpoint it talks to (a relay, or `server` itself)."""
+    server = server or Storage(storage)
     return {
         **os.environ,
         "DATABASE_URL": database_url,
         "S3_ENDPOINT_URL": storage,
         "S3_BUCKET": bucket,
         "S3_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        "S3_PUBLIC_READ": server.public_read,
+        "S3_CONDITIONAL_COPY": server.conditional_copy,
+        "AWS_ACCESS_KEY_ID": server.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": server.secret_access_key,
         "PYTHONPATH": str(ROOT),
         # The load comes from one address: the per-caller abuse limits would throttle it (by design).
         "PRESIGN_RATE_PER_MINUTE": "100000",

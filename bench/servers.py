@@ -2,6 +2,7 @@
 environment like the real server (DATABASE_URL, S3_*).
 
 - `api`: the real application (create_app), presigns through GraphQL.
+- `api_without_promotion`: the same without the promotion's copy and delete (bench/cycle.py's baseline).
 - `bare`: a plain Starlette endpoint doing the same work below the transport: the same bearer-token
   check and the same `Uploads.presign_post` use case, hence the same limits, storage presign call
   and DB insert. The ratio between the two is what GraphQL and our middleware cost.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -26,6 +28,24 @@ from app.settings import Settings
 
 def api() -> Starlette:
     return create_app(Settings.from_env())
+
+
+def api_without_promotion() -> Starlette:
+    """The real application with the promotion's storage steps left out (the server-side copy of the
+    verified object and the delete of the quarantined one): the baseline bench/cycle.py measures a
+    save against. Its records point at permanent keys that hold nothing; the benchmark never reads them."""
+    app = create_app(Settings.from_env())
+    promoting = app.state.services.uploads.promoting
+
+    async def claim_only(item: Any) -> None:
+        await promoting.claim(item)
+
+    async def keep(keys: list[str]) -> None:
+        return None
+
+    promoting.promote_verified = claim_only
+    promoting.delete_quietly = keep
+    return app
 
 
 def bare() -> Starlette:

@@ -1,5 +1,11 @@
-"""Real parts for the tests: a moto server over HTTP, SQLite and PostgreSQL migrated with aerich,
-and the app served through its ASGI interface with its lifespan running."""
+"""Real parts for the tests: storage servers over HTTP (moto, SeaweedFS, and any S3 endpoint named by
+TEST_S3_ENDPOINT_URL), SQLite and PostgreSQL migrated with aerich, and the app served through its ASGI
+interface with its lifespan running.
+
+Storage: the session fixtures `moto` and `seaweedfs_server` each start one server for the whole session.
+`harness_factory` / `h` build the app on the `storage_server` fixture, moto unless a test (or module)
+is marked `@pytest.mark.backends("moto", "seaweedfs")`: then it runs once per backend, like Strawberry
+runs one HTTP suite against every integration ("external" adds TEST_S3_ENDPOINT_URL when set)."""
 
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ import pytest
 from botocore.config import Config
 
 from app import db
+from app.embedded import seaweedfs
 from app.main import create_app
 from app.settings import ROOT, Settings
 
@@ -45,7 +52,16 @@ def wait_for_http(url: str, timeout: float = 20.0) -> None:
 
 
 class MotoServer:
-    """moto in server mode in its own process, so tests talk HTTP to it like to real S3/SQS."""
+    """moto in server mode in its own process, so tests talk HTTP to it like to real S3/SQS. It enforces
+    no POST policy, signature, expiry or checksum: the save-time checks are the defence there."""
+
+    name = "moto"
+    access_key_id = "testing"
+    secret_access_key = "testing"
+    region = "us-east-1"
+    public_read = "acl"
+    conditional_copy = "head"  # moto ignores x-amz-copy-source-if-match
+    enforces_policy = False
 
     def __init__(self) -> None:
         self.port = free_port()
@@ -73,6 +89,88 @@ def moto() -> Iterator[MotoServer]:
     server.start()
     yield server
     server.stop()
+
+
+class SeaweedServer:
+    """SeaweedFS (`weed mini`, as `make run` starts it, without the front) with its data in a folder of
+    its own: a real S3 server that enforces POST policies, signatures, expiry and checksums. Public
+    files are readable through the bucket policy (S3_PUBLIC_READ=policy)."""
+
+    name = "seaweedfs"
+    region = "us-east-1"
+    public_read = "policy"
+    conditional_copy = "storage"
+    enforces_policy = True
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.running: Any = None
+        creds = seaweedfs.credentials(folder)
+        self.access_key_id, self.secret_access_key = creds.access_key_id, creds.secret_access_key
+
+    def start(self) -> None:
+        # 64 MiB volumes: every test's bucket is a collection with volumes of its own.
+        self.running = seaweedfs.start(self.folder, port=self.port, front=False, volume_size_mb=64)
+
+    def stop(self) -> None:
+        if self.running is not None:
+            self.running.stop()
+            self.running = None
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
+    server = SeaweedServer(tmp_path_factory.mktemp("seaweedfs"))
+    server.start()
+    yield server
+    server.stop()
+
+
+class ExternalServer:
+    """An S3 endpoint the environment names (TEST_S3_ENDPOINT_URL, TEST_S3_ACCESS_KEY_ID,
+    TEST_S3_SECRET_ACCESS_KEY, TEST_S3_REGION, TEST_S3_PUBLIC_READ=acl|policy,
+    TEST_S3_CONDITIONAL_COPY=storage|head, TEST_S3_ENFORCES_POLICY=true|false)."""
+
+    name = "external"
+
+    def __init__(self) -> None:
+        self.url = os.environ["TEST_S3_ENDPOINT_URL"].rstrip("/")
+        self.access_key_id = os.environ.get("TEST_S3_ACCESS_KEY_ID", "")
+        self.secret_access_key = os.environ.get("TEST_S3_SECRET_ACCESS_KEY", "")
+        self.region = os.environ.get("TEST_S3_REGION", "us-east-1")
+        self.public_read = os.environ.get("TEST_S3_PUBLIC_READ", "acl")
+        self.conditional_copy = os.environ.get("TEST_S3_CONDITIONAL_COPY", "storage")
+        self.enforces_policy = os.environ.get("TEST_S3_ENFORCES_POLICY", "true").lower() == "true"
+
+
+StorageServer = MotoServer | SeaweedServer | ExternalServer
+BACKENDS = ("moto", "seaweedfs", *(("external",) if os.environ.get("TEST_S3_ENDPOINT_URL") else ()))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "backends(*names): run the test on each named storage backend")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "storage_server" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("backends")
+    names = [n for n in (marker.args if marker else ("moto",)) if n in BACKENDS]
+    metafunc.parametrize("storage_server", names, indirect=True)
+
+
+@pytest.fixture
+def storage_server(request: pytest.FixtureRequest) -> StorageServer:
+    """The storage backend of this test run (see the module docstring)."""
+    if request.param == "moto":
+        server: StorageServer = request.getfixturevalue("moto")
+    elif request.param == "seaweedfs":
+        server = request.getfixturevalue("seaweedfs_server")
+    else:
+        server = ExternalServer()
+    return server
 
 
 def _postgres_available() -> bool:
@@ -160,14 +258,16 @@ async def _run_sql(url: str, sql: str) -> None:
         await conn.close()
 
 
-def make_settings(moto: MotoServer, database_url: str, **overrides: Any) -> Settings:
+def make_settings(server: StorageServer, database_url: str, **overrides: Any) -> Settings:
     env = {
         "DATABASE_URL": database_url,
         "S3_BUCKET": f"test-{uuid.uuid4().hex[:12]}",
-        "S3_ENDPOINT_URL": moto.url,
-        "S3_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        "S3_ENDPOINT_URL": server.url,
+        "S3_REGION": server.region,
+        "S3_PUBLIC_READ": server.public_read,
+        "S3_CONDITIONAL_COPY": server.conditional_copy,
+        "AWS_ACCESS_KEY_ID": server.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": server.secret_access_key,
         "SCHEMA_DIR": str(ROOT / "app" / "schema"),
     }
     env.update({k: str(v) for k, v in overrides.items()})
@@ -177,12 +277,12 @@ def make_settings(moto: MotoServer, database_url: str, **overrides: Any) -> Sett
 class Harness:
     """The app under test plus a raw S3 client to look behind its back."""
 
-    def __init__(self, app: Any, settings: Settings, http: httpx.AsyncClient, s3: Any, moto: MotoServer) -> None:
+    def __init__(self, app: Any, settings: Settings, http: httpx.AsyncClient, s3: Any, server: StorageServer) -> None:
         self.app = app
         self.settings = settings
         self.http = http
         self.s3 = s3
-        self.moto = moto
+        self.server = server
         self.bucket = settings.s3_bucket
 
     async def gql(self, query: str, variables: dict[str, Any] | None = None, **headers: str) -> dict[str, Any]:
@@ -224,31 +324,57 @@ def uploaded_key(presigned: dict[str, Any], file_name: str) -> str:
     return key.replace("${filename}", file_name)
 
 
+def s3_client(server: StorageServer) -> Any:
+    """A raw S3 client of the server, to look behind the app's back (an async context manager)."""
+    session = aioboto3.Session(
+        aws_access_key_id=server.access_key_id,
+        aws_secret_access_key=server.secret_access_key,
+        region_name=server.region,
+    )
+    return session.client("s3", endpoint_url=server.url, config=Config(signature_version="s3v4"))
+
+
 @pytest.fixture
-async def harness_factory(moto: MotoServer, database_url: str) -> AsyncIterator[Any]:
-    """Build apps with setting overrides; every app gets its own bucket and is shut down after."""
+async def harness_factory(storage_server: StorageServer, database_url: str) -> AsyncIterator[Any]:
+    """Build apps with setting overrides; every app gets its own bucket and is shut down after (the
+    bucket is removed too, except on moto, which forgets it anyway)."""
     stack: list[Any] = []
+    buckets: list[str] = []
 
     async def make(**overrides: Any) -> Harness:
-        settings = make_settings(moto, database_url, **overrides)
+        settings = make_settings(storage_server, database_url, **overrides)
         app = create_app(settings)
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
         stack.append(lifespan)
         await app.state.services.storage.ensure_bucket(())
+        buckets.append(settings.s3_bucket)
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
         stack.append(http)
-        session = aioboto3.Session(
-            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-        )
-        s3_cm = session.client("s3", endpoint_url=moto.url, config=Config(signature_version="s3v4"))
+        s3_cm = s3_client(storage_server)
         s3 = await s3_cm.__aenter__()
         stack.append(s3_cm)
-        return Harness(app, settings, http, s3, moto)
+        return Harness(app, settings, http, s3, storage_server)
 
     yield make
     for item in reversed(stack):
         await item.__aexit__(None, None, None)
+    if storage_server.name != "moto" and buckets:
+        await remove_buckets(storage_server, buckets)
+
+
+async def remove_buckets(server: StorageServer, buckets: list[str]) -> None:
+    async with s3_client(server) as s3:
+        for bucket in buckets:
+            paginator = s3.get_paginator("list_objects_v2")
+            async for page in paginator.paginate(Bucket=bucket):
+                keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+                if keys:
+                    await s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+            uploads = await s3.list_multipart_uploads(Bucket=bucket)
+            for u in uploads.get("Uploads", []):
+                await s3.abort_multipart_upload(Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"])
+            await s3.delete_bucket(Bucket=bucket)
 
 
 @pytest.fixture

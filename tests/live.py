@@ -1,5 +1,6 @@
-"""The server as `make run` starts it (`python -m app.run`: embedded moto storage, migrations, uvicorn),
-in a subprocess on free ports, for the tests that need a real browser or a Node client."""
+"""The server as `make run` starts it (`python -m app.run`: embedded SeaweedFS storage and moto's SQS,
+migrations, uvicorn), in a subprocess on free ports with its data in a test folder, for the tests that
+need a real browser or a Node client, or `make run` itself."""
 
 from __future__ import annotations
 
@@ -12,44 +13,71 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
 import pytest
 
+from app.embedded import seaweedfs
 from app.settings import ROOT
 from tests.conftest import free_port
 
 
 class LiveServer:
-    def __init__(self, base_url: str, storage_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    def __init__(
+        self, base_url: str, storage_url: str, process: subprocess.Popen[bytes], log_path: Path, data_dir: Path
+    ) -> None:
         self.url = base_url
-        self.storage_url = storage_url  # the embedded moto server
+        self.storage_url = storage_url  # the embedded SeaweedFS (its S3 front)
         self.process = process
         self.log_path = log_path
+        self.data_dir = data_dir  # the embedded storage's folder
+
+    def s3(self) -> Any:
+        """A boto3 client of the embedded storage, with the identity the server made for itself."""
+        creds = seaweedfs.credentials(self.data_dir / "seaweedfs")
+        return boto3.client(
+            "s3",
+            endpoint_url=self.storage_url,
+            region_name="us-east-1",
+            aws_access_key_id=creds.access_key_id,
+            aws_secret_access_key=creds.secret_access_key,
+        )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
 
 
-def start_live_server(tmp: Path, **settings: str) -> LiveServer:
-    """`settings`: more environment for the server (e.g. SCHEMA_DIR)."""
-    port, storage_port = free_port(), free_port()
+def start_live_server(
+    tmp: Path, *, port: int | None = None, storage_port: int | None = None, database: bool = True, **settings: str
+) -> LiveServer:
+    """`settings`: more environment for the server (e.g. SCHEMA_DIR). The embedded storage keeps its
+    data under `tmp`/embedded; `database` False keeps the records there too, as a plain `make run`."""
+    port, storage_port = port or free_port(), storage_port or free_port()
     env = {
         **os.environ,
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "STORAGE_PORT": str(storage_port),
-        "DATABASE_URL": f"sqlite://{tmp / 'live.sqlite3'}",
+        "EMBEDDED_DIR": str(tmp / "embedded"),
         "LOG_LEVEL": "WARNING",
     }
-    for name in ("S3_ENDPOINT_URL", "S3_BUCKET", "CORS_ORIGINS", "QUEUE_URL"):
+    for name in ("S3_ENDPOINT_URL", "S3_BUCKET", "CORS_ORIGINS", "QUEUE_URL", "DATABASE_URL"):
         env.pop(name, None)  # the embedded storage, exactly as a fresh `make run`
+    if database:
+        env["DATABASE_URL"] = f"sqlite://{tmp / 'live.sqlite3'}"
     env.update(settings)
-    log_path = tmp / "server.log"
-    with log_path.open("wb") as log:
+    log_path = tmp / f"server-{port}.log"
+    with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "app.run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "app.run"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a process group of its own, as a terminal gives `make run`
         )
-    server = LiveServer(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{storage_port}", process, log_path)
+    data_dir = tmp / "embedded" / str(storage_port)
+    server = LiveServer(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{storage_port}", process, log_path, data_dir)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -64,13 +92,18 @@ def start_live_server(tmp: Path, **settings: str) -> LiveServer:
     raise RuntimeError(f"python -m app.run was not ready within 60 s:\n{server.log()}")
 
 
-def stop_live_server(server: LiveServer) -> None:
+def stop_live_server(server: LiveServer, sig: int = signal.SIGTERM) -> None:
+    """Stop it as a process manager does (SIGTERM), or as Ctrl-C does (SIGINT, to every process of
+    the group: the server and the storage it started)."""
     if server.process.poll() is None:
-        server.process.send_signal(signal.SIGTERM)
+        if sig == signal.SIGINT:
+            os.killpg(server.process.pid, sig)  # its own session: the group is the server's
+        else:
+            server.process.send_signal(sig)
         try:
             server.process.wait(15)
         except subprocess.TimeoutExpired:
-            server.process.kill()
+            os.killpg(server.process.pid, signal.SIGKILL)  # with the storage it started
             server.process.wait(5)
 
 

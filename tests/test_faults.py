@@ -10,32 +10,38 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import aioboto3
 import httpx
 import pytest
-from botocore.config import Config
 
 from app.main import create_app
 from app.models import Record, Upload
 from tests import files
-from tests.conftest import BACKEND, Harness, MotoServer, free_port, make_settings, post_form, uploaded_key
+from tests.conftest import (
+    BACKEND,
+    Harness,
+    MotoServer,
+    StorageServer,
+    free_port,
+    make_settings,
+    post_form,
+    s3_client,
+    uploaded_key,
+)
 from tests.gql import ATTACHMENT_PRESIGN, IMAGE_PRESIGN, RECORD, RECORD_CREATE, RECORDS
 
 
 @contextlib.asynccontextmanager
-async def app_on(moto: MotoServer, database_url: str) -> AsyncIterator[Harness]:
-    settings = make_settings(moto, database_url)
+async def app_on(server: StorageServer, database_url: str) -> AsyncIterator[Harness]:
+    """The app on a storage server of the test's own (which it may stop and start)."""
+    settings = make_settings(server, database_url)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         await app.state.services.storage.ensure_bucket(())
-        session = aioboto3.Session(
-            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-        )
         async with (
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http,
-            session.client("s3", endpoint_url=moto.url, config=Config(signature_version="s3v4")) as s3,
+            s3_client(server) as s3,
         ):
-            yield Harness(app, settings, http, s3, moto)
+            yield Harness(app, settings, http, s3, server)
 
 
 async def presign_and_post_photo(h: Harness) -> str:

@@ -1,5 +1,6 @@
-"""The whole flow over HTTP: presign through GraphQL, POST the form to the moto server as a browser
-does, save the URL with record_create, query it back, download through the resolved URL."""
+"""The whole flow over HTTP, on moto and on SeaweedFS: presign through GraphQL, POST the form to storage
+as a browser does (to a quarantine key), save the URL with record_create (verified, then promoted to
+its permanent key), query it back, download through the resolved URL."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
+import pytest
 
+from app.models import Record
 from tests import files
 from tests.conftest import Harness, post_form, uploaded_key
 from tests.gql import (
@@ -21,6 +24,8 @@ from tests.gql import (
     RECORDS,
     TABLES,
 )
+
+pytestmark = pytest.mark.backends("moto", "seaweedfs")
 
 
 async def upload_photo(h: Harness, data: bytes | None = None, name: str = "cat.png", ctype: str = "image/png") -> str:
@@ -43,14 +48,15 @@ async def test_image_round_trip(h: Harness) -> None:
     ]
     assert presigned["method"] == "POST"
     assert presigned["headers"] == {}
-    assert presigned["key"].startswith("photos/image/") and presigned["key"].endswith("/${filename}")
+    # Clients only ever write to quarantine, as private objects; the save promotes the file.
+    assert presigned["key"].startswith("cache/photos/image/") and presigned["key"].endswith("/${filename}")
     assert presigned["url"] is None  # the key is not exact until storage fills in the file name
     assert presigned["max_size"] == 10240 * 1024
     assert presigned["content_types"] == ["image/png"]
     payload = presigned["upload_url_payload"]
     assert payload["success_action_status"] == "201"
-    assert payload["acl"] == "public-read"
-    assert payload["Cache-Control"] == "max-age=315576000, public"
+    assert payload["acl"] == "private"
+    assert "Cache-Control" not in payload
     assert payload["Content-Type"] == "image/png"
     assert payload["x-amz-algorithm"] == "AWS4-HMAC-SHA256"
     assert "testing" not in str(payload.get("x-amz-signature")) and "AWS_SECRET" not in str(payload)
@@ -84,8 +90,15 @@ async def test_image_round_trip(h: Harness) -> None:
     assert fetched == created
     assert fetched["upload"]["url"] == upload["url"]
     assert created["properties"]["image"] == upload["url"]
+    # Served from the permanent key, with the headers the server set; nothing is left in quarantine.
+    permanent = uploaded_key(presigned, "holiday photo é.png").removeprefix("cache/")
+    assert upload["url"] == f"{presigned['upload_url']}/{quote(permanent)}"
     got = await download(upload["url"])
     assert got.status_code == 200 and got.content == data
+    assert got.headers["content-type"] == "image/png"
+    assert got.headers["cache-control"] == "max-age=315576000, public"
+    assert got.headers["content-disposition"].startswith("inline; filename=")
+    assert await h.keys() == [permanent]
 
 
 async def test_private_document_gets_signed_url_with_disposition(h: Harness) -> None:
@@ -104,13 +117,13 @@ async def test_private_document_gets_signed_url_with_disposition(h: Harness) -> 
         )
     )["attachment_presign_url"]
     key = presigned["key"]
-    assert key.endswith("/Résumé 2026.pdf") and ".." not in key
+    assert key.startswith("cache/documents/resume/") and key.endswith("/Résumé 2026.pdf") and ".." not in key
     assert presigned["url"] is not None
     assert presigned["upload_url_payload"]["acl"] == "private"
-    assert presigned["upload_url_payload"]["Content-Disposition"].startswith("attachment;")
+    assert presigned["upload_url_payload"]["Content-Disposition"] == "attachment"
     assert (await post_form(presigned, data, "whatever.pdf", "application/pdf")).status_code == 201
 
-    # The public-looking URL of a private object does not serve it.
+    # The public-looking URL of a quarantined object does not serve it.
     assert (await download(presigned["url"])).status_code == 403
 
     created = (
@@ -132,6 +145,8 @@ async def test_private_document_gets_signed_url_with_disposition(h: Harness) -> 
     assert got.status_code == 200 and got.content == data
     assert got.headers["content-disposition"].startswith("attachment;")
     assert "X-Amz-Signature" in created["properties"]["resume"]
+    # The promoted private file has no public URL either.
+    assert (await download(signed.split("?", 1)[0])).status_code == 403
 
     short = await h.ok(
         'query($id: ID!) { record(id: $id) { property_upload(name: "resume", expires_in: 60) { url } } }',
@@ -160,10 +175,45 @@ async def test_property_upload_presigned_url_with_include_content_type(h: Harnes
     assert created["upload"]["content_type"] == "image/jpeg"
 
 
-async def test_property_presign_without_type_on_typed_property_says_what_to_do(h: Harness) -> None:
-    body = await h.gql(PROPERTY_PRESIGN, {"table": "photos", "prop": "image"})
-    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
-    assert "include_content_type" in body["errors"][0]["message"]
+async def test_form_posted_without_a_type_gets_its_type_from_the_bytes(h: Harness) -> None:
+    """platformOS's default: include_content_type false, and the form carries no Content-Type field, so
+    storage records a generic type. The save takes the real type from the bytes, and the promotion
+    stores the file with it (the server sets the type and disposition; no bytes pass through the API)."""
+    presigned = (await h.ok(PROPERTY_PRESIGN, {"table": "photos", "prop": "image"}))["property_upload_presigned_url"]
+    assert "Content-Type" not in presigned["upload_url_payload"]
+    data = files.jpeg()
+    async with httpx.AsyncClient() as client:
+        posted = await client.post(
+            presigned["upload_url"],
+            data=presigned["upload_url_payload"],
+            files={"file": ("photo", data, "application/octet-stream")},
+        )
+    assert posted.status_code == 201, posted.text
+    key = uploaded_key(presigned, "photo")
+    created = (
+        await h.ok(RECORD_CREATE, {"table": "photos", "prop": "image", "props": [{"name": "image", "value": key}]})
+    )["record_create"]
+    assert created["upload"]["content_type"] == "image/jpeg"
+    got = await download(created["upload"]["url"])
+    assert got.content == data and got.headers["content-type"] == "image/jpeg"
+    assert got.headers["content-disposition"].startswith("inline")
+
+    # Bytes that are no image are refused, whatever the name says.
+    presigned = (await h.ok(PROPERTY_PRESIGN, {"table": "photos", "prop": "image"}))["property_upload_presigned_url"]
+    async with httpx.AsyncClient() as client:
+        await client.post(
+            presigned["upload_url"],
+            data=presigned["upload_url_payload"],
+            files={"file": ("cat.png", files.pdf(), "application/octet-stream")},
+        )
+    body = await h.gql(
+        RECORD_CREATE,
+        {"table": "photos", "prop": "image", "props": [{"name": "image", "value": uploaded_key(presigned, "cat.png")}]},
+    )
+    # S3 and moto record a generic type: the bytes show a PDF, not allowed here. SeaweedFS records the
+    # type the file name suggests (image/png): the bytes are not that.
+    assert body["errors"][0]["extensions"]["code"] in ("CONTENT_TYPE_NOT_ALLOWED", "CONTENT_MISMATCH")
+    assert await Record.all().count() == 1
 
 
 async def test_client_options_only_narrow(h: Harness) -> None:
@@ -210,6 +260,7 @@ async def test_replacing_and_deleting_remove_objects(h: Harness) -> None:
     )["record_update"]
     assert again["upload"]["url"] == created["upload"]["url"]
     assert len([k for k in await h.keys() if "/versions/" not in k]) == 1
+    assert not [k for k in await h.keys() if k.startswith("cache/")]
 
     second = await upload_photo(h, name="two.png")
     updated = (

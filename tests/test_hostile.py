@@ -1,5 +1,8 @@
 """A hostile client at the save boundary: every check of SPEC §3 fails closed, saves nothing, and
-deletes what it rejects (but never an object that is not provably the caller's pending upload)."""
+deletes what it rejects (but never an object that is not provably the caller's pending upload).
+
+Runs on moto, which stores whatever a client sends (the save-time checks are the only defence), and
+on SeaweedFS, which refuses what the presign did not allow before anything is stored."""
 
 from __future__ import annotations
 
@@ -9,11 +12,14 @@ from urllib.parse import quote
 
 import pytest
 
+from app.keys import parse_key
 from app.models import Record, Upload
 from tests import files
 from tests.conftest import Harness, post_form, uploaded_key
 from tests.gql import ATTACHMENT_PRESIGN, IMAGE_PRESIGN, RECORD_CREATE, RECORD_UPDATE, RECORDS
 from tests.test_flow import upload_photo
+
+pytestmark = pytest.mark.backends("moto", "seaweedfs")
 
 
 async def save(h: Harness, value: str, table: str = "photos", prop: str = "image") -> dict[str, Any]:
@@ -36,16 +42,21 @@ async def presign_and_post(
     table: str = "photos",
     prop: str = "image",
     query: str = IMAGE_PRESIGN,
-) -> tuple[dict[str, Any], str]:
+    refused_by_storage: bool = False,
+) -> tuple[dict[str, Any], str | None]:
+    """Presign and POST as a hostile client would; the key stored, or None when storage refused the
+    POST (a server that enforces POST policies, told by `refused_by_storage` that it must)."""
     presigned = await h.ok(query, {"table": table, "prop": prop, "type": declared})
     presigned = next(iter(presigned.values()))
-    # moto does not enforce POST policies, so a hostile client can store whatever it likes; the
-    # server's own checks at save time are the defence under test here.
     fields = dict(presigned["upload_url_payload"])
     if sent is not None:
         fields["Content-Type"] = sent
     response = await post_form({**presigned, "upload_url_payload": fields}, data, name, sent or declared)
-    assert response.status_code == 201
+    if refused_by_storage and h.server.enforces_policy:
+        assert response.status_code in (400, 403), response.text
+        assert await h.keys() == []
+        return presigned, None
+    assert response.status_code == 201, response.text
     return presigned, uploaded_key(presigned, name)
 
 
@@ -98,9 +109,9 @@ async def test_issued_but_never_uploaded(h: Harness) -> None:
 
 
 async def test_file_over_the_limit_is_rejected_and_deleted(h: Harness) -> None:
-    big = files.png() + b"\0" * (10240 * 1024)  # moto lets it in; the policy would not on S3
-    _, key = await presign_and_post(h, big, name="big.png", declared="image/png")
-    assert code(await save(h, key)) == "UPLOAD_TOO_LARGE"
+    big = files.png() + b"\0" * (10240 * 1024)  # moto lets it in; SeaweedFS and S3 refuse the POST
+    presigned, key = await presign_and_post(h, big, name="big.png", declared="image/png", refused_by_storage=True)
+    assert code(await save(h, key or uploaded_key(presigned, "big.png"))) in ("UPLOAD_TOO_LARGE", "UPLOAD_NOT_FOUND")
     await assert_nothing_saved(h)
     assert await h.keys() == []
 
@@ -109,14 +120,21 @@ async def test_file_under_the_narrowed_minimum(h: Harness) -> None:
     presigned = (
         await h.ok(IMAGE_PRESIGN, {"table": "photos", "prop": "image", "type": "image/png", "len": {"gte": 64}})
     )["image_presign_url"]
-    assert (await post_form(presigned, files.png(), "small.png", "image/png")).status_code == 201
-    assert code(await save(h, uploaded_key(presigned, "small.png"))) == "UPLOAD_TOO_SMALL"
+    posted = await post_form(presigned, files.png(), "small.png", "image/png")
+    if h.server.enforces_policy:
+        assert posted.status_code == 400 and "EntityTooSmall" in posted.text
+    else:
+        assert posted.status_code == 201
+        assert code(await save(h, uploaded_key(presigned, "small.png"))) == "UPLOAD_TOO_SMALL"
     assert await h.keys() == []
 
 
 async def test_wrong_type_is_rejected_and_deleted(h: Harness) -> None:
-    _, key = await presign_and_post(h, files.pdf(), name="x.png", declared="image/png", sent="application/pdf")
-    assert code(await save(h, key)) == "CONTENT_TYPE_NOT_ALLOWED"
+    _, key = await presign_and_post(
+        h, files.pdf(), name="x.png", declared="image/png", sent="application/pdf", refused_by_storage=True
+    )
+    if key is not None:
+        assert code(await save(h, key)) == "CONTENT_TYPE_NOT_ALLOWED"
     assert await h.keys() == []
     _, key = await presign_and_post(
         h,
@@ -127,17 +145,19 @@ async def test_wrong_type_is_rejected_and_deleted(h: Harness) -> None:
         table="documents",
         prop="resume",
         query=ATTACHMENT_PRESIGN,
+        refused_by_storage=True,
     )
-    assert code(await save(h, key, "documents", "resume")) == "CONTENT_TYPE_NOT_ALLOWED"
+    if key is not None:
+        assert code(await save(h, key, "documents", "resume")) == "CONTENT_TYPE_NOT_ALLOWED"
     await assert_nothing_saved(h)
 
 
 async def test_png_that_is_really_html(h: Harness) -> None:
     _, key = await presign_and_post(h, files.HTML, name="cat.png", declared="image/png")
-    assert code(await save(h, key)) == "CONTENT_MISMATCH"
+    assert key is not None and code(await save(h, key)) == "CONTENT_MISMATCH"
     assert await h.keys() == []
     _, key = await presign_and_post(h, files.padded(b"%PDF-1.4 not really a jpeg"), name="a.jpg", declared="image/jpeg")
-    assert code(await save(h, key)) == "CONTENT_MISMATCH"
+    assert key is not None and code(await save(h, key)) == "CONTENT_MISMATCH"
     await assert_nothing_saved(h)
 
 
@@ -148,8 +168,11 @@ async def test_svg_must_not_be_inline(h: Harness) -> None:
     ]
     # photos does not allow SVG at all; a hostile client stores one anyway, inline.
     fields = {**presigned["upload_url_payload"], "Content-Type": "image/svg+xml"}
-    await post_form({**presigned, "upload_url_payload": fields}, svg, "x.svg", "image/svg+xml")
-    assert code(await save(h, uploaded_key(presigned, "x.svg"))) == "CONTENT_TYPE_NOT_ALLOWED"
+    posted = await post_form({**presigned, "upload_url_payload": fields}, svg, "x.svg", "image/svg+xml")
+    expected = "UPLOAD_NOT_FOUND" if h.server.enforces_policy else "CONTENT_TYPE_NOT_ALLOWED"
+    assert posted.status_code == (403 if h.server.enforces_policy else 201)
+    assert code(await save(h, uploaded_key(presigned, "x.svg"))) == expected
+    assert await h.keys() == []
 
 
 async def test_reused_upload(h: Harness) -> None:
@@ -185,8 +208,8 @@ async def test_expired_upload(h: Harness) -> None:
         "image_presign_url"
     ]
     await post_form(presigned, files.png(), "late.png", "image/png")
-    token = presigned["key"].split("/")[2]
-    # The object landed after the policy expired (S3 would have refused it; moto does not check).
+    token = parse_key(presigned["key"]).token
+    # As if the object landed after the policy expired (storage refuses that; see tests/storage/).
     await Upload.filter(token=token).update(expires_at=datetime.now(UTC) - timedelta(minutes=5))
     assert code(await save(h, uploaded_key(presigned, "late.png"))) == "UPLOAD_EXPIRED"
     assert await h.keys() == []
@@ -195,7 +218,7 @@ async def test_expired_upload(h: Harness) -> None:
         "image_presign_url"
     ]
     await post_form(presigned, files.png(), "old.png", "image/png")
-    token = presigned["key"].split("/")[2]
+    token = parse_key(presigned["key"]).token
     await Upload.filter(token=token).update(expires_at=datetime.now(UTC) - timedelta(days=1))
     assert code(await save(h, uploaded_key(presigned, "old.png"))) == "UPLOAD_EXPIRED"
     await assert_nothing_saved(h)
@@ -204,7 +227,7 @@ async def test_expired_upload(h: Harness) -> None:
 async def test_percent_encoded_and_virtual_hosted_forms(h: Harness) -> None:
     url = await upload_photo(h, name="a b+c.png")
     path_style_raw = url.replace(quote("a b+c.png"), "a b+c.png")
-    host = h.moto.url.split("//", 1)[1]
+    host = h.server.url.split("//", 1)[1]
     virtual = url.replace(f"//{host}/{h.bucket}/", f"//{h.bucket}.{host}/")
     body = await save(h, virtual)
     assert "errors" not in body, body
@@ -219,10 +242,13 @@ async def test_cdn_urls(harness_factory: Any) -> None:
     h: Harness = await harness_factory(CDN_BASE_URL="https://cdn.example.com/assets")
     url = await upload_photo(h, name="c.png")
     key = url.split(f"/{h.bucket}/", 1)[1]
+    assert code(await save(h, f"https://cdn.example.com/other/{key}")) == "FOREIGN_UPLOAD"
     body = await save(h, f"https://cdn.example.com/assets/{key}")
     assert "errors" not in body, body
-    assert body["data"]["record_create"]["upload"]["url"] == f"https://cdn.example.com/assets/{key}"
-    assert code(await save(h, f"https://cdn.example.com/other/{key}")) == "FOREIGN_UPLOAD"
+    # Served from the CDN, at the permanent key.
+    assert (
+        body["data"]["record_create"]["upload"]["url"] == f"https://cdn.example.com/assets/{key.removeprefix('cache/')}"
+    )
 
 
 @pytest.mark.parametrize(
@@ -270,3 +296,17 @@ async def test_invalid_json_and_syntax(h: Harness) -> None:
     assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
     body = await h.gql("{ tables { nope } }")
     assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
+async def test_s3_location_form_with_plus_for_a_space(h: Harness) -> None:
+    """S3's Location spells a space in the key as `+`: such a URL finds the file."""
+    presigned = (await h.ok(IMAGE_PRESIGN, {"table": "photos", "prop": "image", "type": "image/png"}))[
+        "image_presign_url"
+    ]
+    assert (await post_form(presigned, files.png(), "my cat.png", "image/png")).status_code == 201
+    location = (
+        f"{presigned['upload_url'].rstrip('/')}/{quote(uploaded_key(presigned, 'my cat.png')).replace('%20', '+')}"
+    )
+    body = await save(h, location)
+    assert "errors" not in body, body
+    assert body["data"]["record_create"]["upload"]["file_name"] == "my cat.png"

@@ -1,13 +1,22 @@
-"""Keys are server-made; file names never act as paths; every URL form maps back to the key."""
+"""Keys are server-made (quarantine and permanent forms); file names never act as paths; every URL form
+of storage or the CDN maps back to the key."""
 
 from __future__ import annotations
 
 import pytest
 
 from app.errors import BadUserInput, ForeignUpload
-from app.keys import StorageUrls, parse_key, sanitize_file_name
+from app.keys import parse_key, permanent_key, quarantine_key, sanitize_file_name
+from app.storage.s3 import S3Config, S3Storage
+from app.tables import SchemaError, parse_table
+from app.uploads.resolving import Resolving
 
 KEY = "photos/image/" + "ab" * 16 + "/a b+é.png"
+
+
+def urls(bucket: str, region: str, endpoint: str | None, cdn: str | None = None) -> Resolving:
+    """The URL side of a configured server: the S3 adapter's forms plus the CDN (no request is sent)."""
+    return Resolving(S3Storage(S3Config(bucket=bucket, region=region, endpoint_url=endpoint)), cdn)
 
 
 @pytest.mark.parametrize(
@@ -38,32 +47,54 @@ def test_long_names_keep_their_extension_within_the_byte_budget() -> None:
 def test_parse_key() -> None:
     parsed = parse_key(KEY)
     assert (parsed.table, parsed.prop, parsed.file_name, parsed.key) == ("photos", "image", "a b+é.png", KEY)
-    for bad in ("photos/image/x.png", "photos/image/" + "zz" * 16 + "/x", "a/b/" + "ab" * 16 + "/..", "a/b/c/d/e"):
+    assert not parsed.quarantined and parsed.permanent == KEY and parsed.quarantine == "cache/" + KEY
+    quarantined = parse_key("cache/" + KEY)
+    assert quarantined.quarantined and quarantined.permanent == KEY and quarantined.key == "cache/" + KEY
+    assert permanent_key(quarantine_key(KEY)) == KEY
+    for bad in (
+        "photos/image/x.png",
+        "photos/image/" + "zz" * 16 + "/x",
+        "a/b/" + "ab" * 16 + "/..",
+        "a/b/c/d/e",
+        "cache/photos/" + "ab" * 16 + "/x.png",
+        "cache/cache/photos/image/" + "ab" * 16 + "/x.png",
+    ):
         with pytest.raises(ForeignUpload):
             parse_key(bad)
 
 
+def test_no_table_is_named_like_the_quarantine() -> None:
+    with pytest.raises(SchemaError, match="reserved"):
+        parse_table({"name": "cache", "properties": []}, "cache.yml")
+
+
 def test_every_url_form_maps_to_the_key() -> None:
-    urls = StorageUrls("bkt", "eu-west-1", "http://127.0.0.1:9000", cdn_base_url="https://cdn.example.com/a")
+    resolving = urls("bkt", "eu-west-1", "http://127.0.0.1:9000", "https://cdn.example.com/a")
     encoded = "photos/image/" + "ab" * 16 + "/a%20b%2B%C3%A9.png"
-    for url in (
-        f"http://127.0.0.1:9000/bkt/{encoded}",
-        f"http://127.0.0.1:9000/bkt/{KEY}",
-        f"http://bkt.127.0.0.1:9000/{encoded}",
-        f"https://cdn.example.com/a/{encoded}",
-        f"http://127.0.0.1:9000/bkt/{encoded}?X-Amz-Signature=x#frag",
-        KEY,
-    ):
-        assert urls.key_from_value(url) == KEY, url
-    assert urls.public_object_url(KEY) == f"https://cdn.example.com/a/{encoded.replace('%2B', '%2B')}"
+    for key in (KEY, "cache/" + KEY):
+        for url in (
+            f"http://127.0.0.1:9000/bkt/{encoded}",
+            f"http://127.0.0.1:9000/bkt/{KEY}",
+            f"http://bkt.127.0.0.1:9000/{encoded}",
+            f"https://cdn.example.com/a/{encoded}",
+            f"http://127.0.0.1:9000/bkt/{encoded}?X-Amz-Signature=x#frag",
+            KEY,
+        ):
+            if key != KEY:
+                url = url.replace("photos/", "cache/photos/")
+            assert resolving.key_from_value(url) == key, url
+    assert resolving.public_url(KEY) == f"https://cdn.example.com/a/{encoded}"
+    assert resolving.storage.public_url(KEY) == f"http://127.0.0.1:9000/bkt/{encoded}"
 
 
 def test_aws_url_forms() -> None:
-    urls = StorageUrls("bkt", "eu-west-1", None)
+    resolving = urls("bkt", "eu-west-1", None)
     for host in ("bkt.s3.eu-west-1.amazonaws.com", "bkt.s3.amazonaws.com"):
-        assert urls.key_from_value(f"https://{host}/{KEY}") == KEY
-    assert urls.key_from_value(f"https://s3.eu-west-1.amazonaws.com/bkt/{KEY}") == KEY
-    assert urls.public_object_url(KEY).startswith("https://bkt.s3.eu-west-1.amazonaws.com/photos/")
+        assert resolving.key_from_value(f"https://{host}/{KEY}") == KEY
+    assert resolving.key_from_value(f"https://s3.eu-west-1.amazonaws.com/bkt/{KEY}") == KEY
+    # S3's Location encodes the slashes too.
+    assert resolving.key_from_value("https://bkt.s3.amazonaws.com/" + KEY.replace("/", "%2F")) == KEY
+    assert resolving.public_url(KEY).startswith("https://bkt.s3.eu-west-1.amazonaws.com/photos/")
 
 
 @pytest.mark.parametrize(
@@ -80,29 +111,13 @@ def test_aws_url_forms() -> None:
 )
 def test_foreign_urls(url: str) -> None:
     with pytest.raises(ForeignUpload):
-        StorageUrls("bkt", "eu-west-1", None).key_from_value(url)
+        urls("bkt", "eu-west-1", None).key_from_value(url)
 
 
 def test_bad_values() -> None:
-    urls = StorageUrls("bkt", "us-east-1", None)
+    resolving = urls("bkt", "us-east-1", None)
     for value in ("", "   ", "x" * 5000, "a\nb"):
         with pytest.raises(BadUserInput):
-            urls.key_from_value(value)
+            resolving.key_from_value(value)
     with pytest.raises((BadUserInput, ForeignUpload)):
-        urls.key_from_value("https://bkt.s3.amazonaws.com/photos/image/" + "ab" * 16 + "/%ff%fe.png")
-
-
-def test_s3_location_writes_a_space_as_plus() -> None:
-    """S3's POST <Location> is form-encoded: `/` as %2F, a space as +, a plus as %2B. A URL written
-    from the raw key keeps a plus literally, so both readings are candidates, likeliest first."""
-    urls = StorageUrls("bkt", "eu-west-1", None)
-    token = "ab" * 16
-    location = f"https://bkt.s3.eu-west-1.amazonaws.com/photos%2Fimage%2F{token}%2Fmy+holiday%2B1.png"
-    assert urls.key_from_value(location) == f"photos/image/{token}/my holiday+1.png"
-    assert urls.key_candidates(location) == [
-        f"photos/image/{token}/my holiday+1.png",
-        f"photos/image/{token}/my+holiday+1.png",
-    ]
-    raw = f"https://bkt.s3.eu-west-1.amazonaws.com/photos/image/{token}/a+b.png"
-    assert urls.key_candidates(raw) == [f"photos/image/{token}/a+b.png", f"photos/image/{token}/a b.png"]
-    assert urls.key_candidates(f"photos/image/{token}/a+b.png") == [f"photos/image/{token}/a+b.png"]
+        resolving.key_from_value("https://bkt.s3.amazonaws.com/photos/image/" + "ab" * 16 + "/%ff%fe.png")

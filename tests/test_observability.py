@@ -86,7 +86,7 @@ async def test_request_id_honoured_and_in_every_log_line(h: Harness, captured: i
     ]
     assert (await post_form(presigned, files.png(), "a.png", "image/png")).status_code == 201
     url = f"{presigned['upload_url']}/{uploaded_key(presigned, 'a.png')}"
-    h.moto.stop()
+    h.server.stop()  # this harness is on moto (the default backend)
     try:
         response = await h.http.post(
             "/graphql",
@@ -97,13 +97,13 @@ async def test_request_id_honoured_and_in_every_log_line(h: Harness, captured: i
             headers={"X-Request-ID": "trace-abc.123"},
         )
     finally:
-        h.moto.start()
+        h.server.start()
     assert response.headers["x-request-id"] == "trace-abc.123"
     assert response.json()["errors"][0]["extensions"]["code"] == "STORAGE_UNAVAILABLE"
 
     mine = [entry for entry in lines(captured) if entry["request_id"] == "trace-abc.123"]
     loggers = {entry["logger"] for entry in mine}
-    assert "app.storage" in loggers and "app.access" in loggers, mine
+    assert "app.storage.s3" in loggers and "app.access" in loggers, mine
     access = next(entry for entry in mine if entry["logger"] == "app.access")
     assert access["path"] == "/graphql" and access["status"] == 200 and access["duration_ms"] > 0
     # Nothing the app logged went out without a request id (httpx lines are the test client's own).

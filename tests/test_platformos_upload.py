@@ -186,7 +186,8 @@ async def test_presign_names_and_defaults(pos: Harness) -> None:
       presign_url: {acl: private, content_length: {lte: 100}, content_type: {starts_with: "image/"}}) {
       __typename upload_url_payload key max_size } }"""
     presigned = (await pos.ok(alias))["property_upload_presigned_url"]
-    assert presigned["__typename"] == "PropertyUploadPresignedUrl" and presigned["key"].startswith("uploads/upload/")
+    assert presigned["__typename"] == "PropertyUploadPresignedUrl"
+    assert presigned["key"].startswith("cache/uploads/upload/")
     assert presigned["upload_url_payload"]["acl"] == "private" and presigned["max_size"] == 100 * 1024
     assert "Content-Type" not in presigned["upload_url_payload"]  # include_content_type defaults to false
 

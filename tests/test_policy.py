@@ -1,11 +1,12 @@
-"""Client options only narrow; the POST policy signs exactly what the limits say."""
+"""Client options only narrow; a grant allows exactly what the limits say (the S3 adapter's signing of
+it is in tests/storage/)."""
 
 from __future__ import annotations
 
 import pytest
 
 from app.errors import BadUserInput, ContentTypeNotAllowed, Forbidden
-from app.policy import ClientOptions, disposition_header, narrow, post_fields_and_conditions
+from app.policy import ClientOptions, disposition_header, form_grant, narrow, put_grant, served_disposition
 from app.tables import SINGLE_UPLOAD_MAX, UploadOptions
 
 IMAGES = UploadOptions("public", "inline", None, 1024, 10 * 1024 * 1024, ("image/png", "image/jpeg"), ())
@@ -44,8 +45,9 @@ def test_acl_and_disposition() -> None:
     assert narrow(IMAGES, ClientOptions(acl="private", content_type="image/png")).acl == "private"
     with pytest.raises(BadUserInput):
         narrow(ANY_PRIVATE, ClientOptions(content_disposition="evil"))
-    # Any type could be uploaded: possibly active content, so never inline.
-    assert narrow(ANY_PRIVATE, ClientOptions(content_disposition="inline")).disposition == "attachment"
+    # Any type could be uploaded: the promotion serves active content as an attachment, once the
+    # verified type is known (test_active_content_is_never_served_inline).
+    assert narrow(ANY_PRIVATE, ClientOptions(content_disposition="inline")).disposition == "inline"
     assert narrow(ANY_PRIVATE, ClientOptions(content_disposition="inline", content_type="text/plain")).disposition == (
         "inline"
     )
@@ -54,19 +56,33 @@ def test_acl_and_disposition() -> None:
     ).disposition == ("attachment")
 
 
-def test_post_policy_fields_and_conditions() -> None:
+def test_form_grants() -> None:
+    key = "cache/photos/image/" + "ab" * 16 + "/${filename}"
+    exact = form_grant(narrow(IMAGES, ClientOptions(content_type="image/png")), key, 900)
+    assert (exact.key, exact.expires_in, exact.min_size, exact.max_size) == (key, 900, 1024, 10 * 1024 * 1024)
+    assert exact.content_type == "image/png" and not exact.client_sets_content_type
+    # A quarantined object is stored as an attachment; promotion gives the permanent one its headers.
+    assert exact.content_disposition == "attachment" and exact.cache_control is None
+    open_type = form_grant(narrow(IMAGES, ClientOptions()), key, 900)
+    assert open_type.content_type is None and open_type.client_sets_content_type
+    assert open_type.content_type_prefix == "image/"
+    # platformOS's default (include_content_type false): no type at all, taken from the bytes at save.
+    untyped = form_grant(narrow(IMAGES, ClientOptions()), key, 900, include_content_type=False)
+    assert untyped.content_type is None and not untyped.client_sets_content_type
+
+
+def test_put_grant() -> None:
     limits = narrow(IMAGES, ClientOptions(content_type="image/png"))
-    fields, conditions = post_fields_and_conditions(limits, "cat é.png")
-    assert fields["success_action_status"] == "201" and fields["acl"] == "public-read"
-    assert fields["Content-Type"] == "image/png"
-    assert ["content-length-range", 1024, 10 * 1024 * 1024] in conditions
-    assert {"Content-Type": "image/png"} in conditions
-    assert {"Content-Disposition": fields["Content-Disposition"]} in conditions
-    open_type = narrow(IMAGES, ClientOptions())
-    fields, conditions = post_fields_and_conditions(open_type, None)
-    assert fields["Content-Type"] == "" and ["starts-with", "$Content-Type", "image/"] in conditions
-    with pytest.raises(BadUserInput, match="include_content_type"):
-        post_fields_and_conditions(open_type, None, include_content_type=False)
+    grant = put_grant(limits, "cache/photos/image/" + "ab" * 16 + "/a.png", 900, 4096, "c2hh")
+    assert (grant.size, grant.min_size, grant.max_size) == (4096, 4096, 4096)
+    assert (grant.content_type, grant.checksum_sha256) == ("image/png", "c2hh")
+
+
+def test_active_content_is_never_served_inline() -> None:
+    assert served_disposition("inline", "image/png") == "inline"
+    assert served_disposition("inline", "image/svg+xml") == "attachment"
+    assert served_disposition("inline", "text/html") == "attachment"
+    assert served_disposition("attachment", "image/png") == "attachment"
 
 
 def test_disposition_header() -> None:

@@ -1,6 +1,6 @@
-"""Presigned PUT over HTTP against the moto server: the exact type, length and checksum are signed
-and re-checked at confirm. moto does not enforce SigV4 signatures on PUT (real S3 refuses a PUT whose
-signed headers differ), so the tests that send other bytes show what the confirm-time checks catch."""
+"""Presigned PUT over HTTP, on moto and SeaweedFS: the exact type, length and checksum are signed and
+re-checked at save. SeaweedFS (like S3) refuses a PUT whose signed headers differ; moto stores it, so
+there the tests that send other bytes show what the save-time checks catch."""
 
 from __future__ import annotations
 
@@ -8,10 +8,24 @@ import base64
 import hashlib
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
+import pytest
+
 from tests import files
 from tests.conftest import Harness
 from tests.gql import PROPERTY_PRESIGN
 from tests.large import PUT_PRESIGN, SAVE, download, put, record_vars
+
+pytestmark = pytest.mark.backends("moto", "seaweedfs")
+
+
+async def put_hostile(h: Harness, url: str, data: bytes, headers: dict[str, str]) -> httpx.Response:
+    """A PUT that differs from what was signed: refused by storage where it checks signatures and
+    checksums, else stored (and left to the save's checks)."""
+    response = await put(url, data, headers)
+    # 403: the signature does not match; 400 BadDigest: the checksum does not.
+    assert response.status_code in ((400, 403) if h.server.enforces_policy else (200,)), response.text
+    return response
 
 
 def b64sha256(data: bytes) -> str:
@@ -34,19 +48,18 @@ async def test_put_round_trip_signs_type_length_and_checksum(h: Harness) -> None
     assert p["method"] == "PUT"
     assert p["upload_url_payload"] == {}
     key = str(p["key"])
-    assert key.startswith("photos/image/") and key.endswith("/ünïcode cat.png")
+    assert key.startswith("cache/photos/image/") and key.endswith("/ünïcode cat.png")
     assert p["content_types"] == ["image/png"]
     headers = p["headers"]
     assert isinstance(headers, dict)
+    # A private object in quarantine; the promotion gives the permanent one its real headers.
     assert headers == {
         "Content-Type": "image/png",
         "Content-Length": str(len(data)),
-        "Content-Disposition": headers["Content-Disposition"],
-        "x-amz-acl": "public-read",
-        "Cache-Control": "max-age=315576000, public",
+        "Content-Disposition": "attachment",
+        "x-amz-acl": "private",
         "x-amz-checksum-sha256": b64sha256(data),
     }
-    assert headers["Content-Disposition"].startswith("inline; filename=")
     signed = parse_qs(urlsplit(str(p["upload_url"])).query)["X-Amz-SignedHeaders"][0].split(";")
     assert set(signed) >= {h.lower() for h in headers} | {"host"}
 
@@ -58,30 +71,34 @@ async def test_put_round_trip_signs_type_length_and_checksum(h: Harness) -> None
     assert saved["upload"]["file_name"] == "ünïcode cat.png"
     got = await download(saved["upload"]["url"])
     assert got.status_code == 200 and got.content == data
+    assert got.headers["content-type"] == "image/png" and got.headers["content-disposition"].startswith("inline;")
+    assert got.headers["cache-control"] == "max-age=315576000, public"
 
 
 async def test_put_with_another_type_is_rejected_at_confirm_and_deleted(h: Harness) -> None:
     data = files.jpeg()
     p = await presign(h, "cat.png", "image/png", len(data))
     headers = dict(p["headers"])  # type: ignore[call-overload]
-    headers["Content-Type"] = "image/jpeg"  # real S3 refuses this PUT (signature); moto stores it
-    assert (await put(str(p["upload_url"]), data, headers)).status_code == 200
+    headers["Content-Type"] = "image/jpeg"  # the signature covers the type
+    await put_hostile(h, str(p["upload_url"]), data, headers)
     code = await h.error_code(SAVE, record_vars("photos", "image", str(p["key"])))
-    assert code == "CONTENT_TYPE_NOT_ALLOWED"
-    assert str(p["key"]) not in await h.keys()
+    assert code == ("UPLOAD_NOT_FOUND" if h.server.enforces_policy else "CONTENT_TYPE_NOT_ALLOWED")
+    assert await h.keys() == []
 
 
 async def test_put_with_another_length_is_rejected_at_confirm(h: Harness) -> None:
     data = files.png()
     longer = await presign(h, "a.png", "image/png", len(data) - 100)
     headers = {k: v for k, v in dict(longer["headers"]).items() if k != "Content-Length"}  # type: ignore[call-overload]
-    assert (await put(str(longer["upload_url"]), data, headers)).status_code == 200
-    assert await h.error_code(SAVE, record_vars("photos", "image", str(longer["key"]))) == "UPLOAD_TOO_LARGE"
+    await put_hostile(h, str(longer["upload_url"]), data, headers)
+    expected = "UPLOAD_NOT_FOUND" if h.server.enforces_policy else "UPLOAD_TOO_LARGE"
+    assert await h.error_code(SAVE, record_vars("photos", "image", str(longer["key"]))) == expected
 
     shorter = await presign(h, "b.png", "image/png", len(data) + 100)
     headers = {k: v for k, v in dict(shorter["headers"]).items() if k != "Content-Length"}  # type: ignore[call-overload]
-    assert (await put(str(shorter["upload_url"]), data, headers)).status_code == 200
-    assert await h.error_code(SAVE, record_vars("photos", "image", str(shorter["key"]))) == "UPLOAD_TOO_SMALL"
+    await put_hostile(h, str(shorter["upload_url"]), data, headers)
+    expected = "UPLOAD_NOT_FOUND" if h.server.enforces_policy else "UPLOAD_TOO_SMALL"
+    assert await h.error_code(SAVE, record_vars("photos", "image", str(shorter["key"]))) == expected
     assert await h.keys() == []
 
 
@@ -91,15 +108,18 @@ async def test_put_with_another_checksum_is_rejected_when_storage_reports_one(h:
     p = await presign(h, "c.png", "image/png", len(data), b64sha256(data))
     headers = dict(p["headers"])  # type: ignore[call-overload]
     headers["x-amz-checksum-sha256"] = b64sha256(forged)
-    # Real S3 refuses this PUT (the checksum header is signed). moto keeps a checksum only when told
-    # the algorithm; with it, HEAD (ChecksumMode ENABLED) reports the stored file's SHA-256.
+    # SeaweedFS and S3 refuse this PUT (the checksum header is signed). moto keeps a checksum only when
+    # told the algorithm; with it, HEAD (ChecksumMode ENABLED) reports the stored file's SHA-256.
     headers["x-amz-sdk-checksum-algorithm"] = "SHA256"
-    assert (await put(str(p["upload_url"]), forged, headers)).status_code == 200
-    assert await h.error_code(SAVE, record_vars("photos", "image", str(p["key"]))) == "CONTENT_MISMATCH"
+    await put_hostile(h, str(p["upload_url"]), forged, headers)
+    expected = "UPLOAD_NOT_FOUND" if h.server.enforces_policy else "CONTENT_MISMATCH"
+    assert await h.error_code(SAVE, record_vars("photos", "image", str(p["key"]))) == expected
     assert await h.keys() == []
 
     honest = await presign(h, "d.png", "image/png", len(data), b64sha256(data))
-    headers = dict(honest["headers"]) | {"x-amz-sdk-checksum-algorithm": "SHA256"}  # type: ignore[call-overload]
+    headers = dict(honest["headers"])  # type: ignore[call-overload]
+    if not h.server.enforces_policy:
+        headers["x-amz-sdk-checksum-algorithm"] = "SHA256"
     assert (await put(str(honest["upload_url"]), data, headers)).status_code == 200
     saved = (await h.ok(SAVE, record_vars("photos", "image", str(honest["key"]))))["record_create"]
     assert saved["upload"]["size"] == len(data)

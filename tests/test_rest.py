@@ -40,11 +40,11 @@ async def test_init_put_confirm_end_to_end(h: Harness) -> None:
     init = response.json()
     assert set(init) == {"upload_url", "method", "headers", "key", "url", "expires_at"}
     assert init["method"] == "PUT"
-    assert init["key"].startswith("documents/resume/") and init["key"].endswith("/CV 2026.pdf")
+    assert init["key"].startswith("cache/documents/resume/") and init["key"].endswith("/CV 2026.pdf")
     assert init["headers"]["Content-Type"] == "application/pdf"
     assert init["headers"]["Content-Length"] == str(len(data))
     assert init["headers"]["x-amz-acl"] == "private"
-    assert init["headers"]["Content-Disposition"].startswith("attachment;")
+    assert init["headers"]["Content-Disposition"] == "attachment"
 
     assert (await put(init["upload_url"], data, init["headers"])).status_code == 200
 
@@ -59,6 +59,7 @@ async def test_init_put_confirm_end_to_end(h: Harness) -> None:
     assert "X-Amz-Signature" in parse_qs(urlsplit(saved["url"]).query)  # private: a signed GET
     got = await download(saved["url"])
     assert got.status_code == 200 and got.content == data
+    assert got.headers["content-disposition"].startswith('attachment; filename="CV 2026.pdf"')
 
     record = (await h.ok(RECORD, {"id": saved["id"], "prop": "resume"}))["record"]
     assert record["properties"]["title"] == "CV"

@@ -1,21 +1,25 @@
-"""`make run`'s entry point, as a user starts it: embedded storage, migrations, the API, clean stop."""
+"""`make run`'s entry point, as a user starts it: embedded storage (SeaweedFS), migrations, the API, a
+clean stop; files, records and versions that survive a restart, right after Ctrl-C too; two instances
+side by side."""
 
 from __future__ import annotations
 
 import hashlib
 import re
+import signal
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import boto3
 import httpx
 
-from app.embedded_storage import CORS_EXPOSE_HEADERS
-from app.run import start_embedded_storage
+from app.embedded import seaweedfs
+from app.storage.s3 import CORS_EXPOSE_HEADERS
 from tests import files
 from tests.conftest import free_port
-from tests.live import start_live_server, stop_live_server
+from tests.live import LiveServer, start_live_server, stop_live_server
 
 
 def read_response(conn: socket.socket) -> tuple[int, bytes]:
@@ -74,49 +78,118 @@ def test_make_run_serves_the_whole_flow_and_stops_cleanly(tmp_path: Path) -> Non
     assert f"GraphQL API and GraphiQL: {base}/graphql" in server.log()
     # The embedded storage stopped with the server.
     try:
-        httpx.get(f"{storage}/moto-api/", timeout=1)
+        httpx.get(f"{storage}/", timeout=1)
         raise AssertionError("embedded storage still running")
     except httpx.ConnectError:
         pass
 
 
-def test_embedded_storage_answers_a_form_post_with_s3s_headers() -> None:
-    """moto alone answers a POST upload with no ETag and no Location, and exposes neither to browsers;
-    Uppy's AwsS3 then never finishes. The embedded storage adds them, as S3 does."""
-    storage = start_embedded_storage(port=free_port())
+def test_embedded_storage_answers_a_form_post_with_s3s_headers(tmp_path: Path) -> None:
+    """SeaweedFS answers a POST upload with an ETag but no Location; Uppy's AwsS3 logs an error without
+    one. The embedded storage's front adds it, as S3 sends it, readable through the bucket's CORS rules."""
+    storage = seaweedfs.start(tmp_path / "seaweedfs", port=free_port())
     try:
+        creds = storage.credentials
         s3 = boto3.client(
-            "s3", endpoint_url=storage.url, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
+            "s3",
+            endpoint_url=storage.url,
+            region_name="us-east-1",
+            aws_access_key_id=creds.access_key_id,
+            aws_secret_access_key=creds.secret_access_key,
         )
         s3.create_bucket(Bucket="uploads")
         origin = "http://127.0.0.1:8000"
-        s3.put_bucket_cors(
-            Bucket="uploads",
-            CORSConfiguration={
-                "CORSRules": [
-                    {
-                        "AllowedOrigins": [origin],
-                        "AllowedMethods": ["POST"],
-                        "ExposeHeaders": list(CORS_EXPOSE_HEADERS),
-                    }
-                ]
-            },
-        )
+        rule = {"AllowedOrigins": [origin], "AllowedMethods": ["POST"], "ExposeHeaders": list(CORS_EXPOSE_HEADERS)}
+        s3.put_bucket_cors(Bucket="uploads", CORSConfiguration={"CORSRules": [rule]})
         data = files.png()
-        fields = {"key": "photos/image/abc/${filename}", "success_action_status": "201"}
+        post = s3.generate_presigned_post(
+            "uploads",
+            "photos/image/abc/${filename}",
+            Fields={"success_action_status": "201"},
+            Conditions=[{"success_action_status": "201"}],
+        )
         posted = httpx.post(
-            storage.url + "/uploads", data=fields, files={"file": ("a b.png", data)}, headers={"Origin": origin}
+            post["url"], data=post["fields"], files={"file": ("a b.png", data)}, headers={"Origin": origin}
         )
         assert posted.status_code == 201, posted.text
         assert posted.headers["ETag"] == '"' + hashlib.md5(data).hexdigest() + '"'
         assert posted.headers["Location"] == storage.url + "/uploads/photos/image/abc/a%20b.png"
         assert posted.headers["Access-Control-Allow-Origin"] == origin
-        assert posted.headers["Access-Control-Expose-Headers"] == "ETag, Location"
+        assert set(posted.headers["Access-Control-Expose-Headers"].split(", ")) == {"ETag", "Location"}
         stored = s3.get_object(Bucket="uploads", Key="photos/image/abc/a b.png")
         assert stored["Body"].read() == data and stored["ETag"] == posted.headers["ETag"]
-        # Everything else is moto's own answer: a refused POST keeps its error and gets no ETag.
-        refused = httpx.post(storage.url + "/missing-bucket", data=fields, files={"file": ("x.png", data)})
-        assert refused.status_code == 404 and "ETag" not in refused.headers
-        assert httpx.get(storage.url + "/moto-api/").status_code == 200
+        # Everything else is SeaweedFS's own answer: a refused POST keeps its error and gets no Location.
+        refused = httpx.post(post["url"], data={**post["fields"], "key": "elsewhere/x"}, files={"file": ("x", data)})
+        assert refused.status_code == 403 and "Location" not in refused.headers
+        # HEAD and ranged GET pass through with their headers.
+        head = httpx.head(
+            s3.generate_presigned_url("head_object", Params={"Bucket": "uploads", "Key": "photos/image/abc/a b.png"})
+        )
+        assert head.status_code == 200 and head.headers["Content-Length"] == str(len(data))
     finally:
         storage.stop()
+
+
+PHOTO = """mutation { image_presign_url(options: {model_property: {model_schema_name: "photos",
+   property_name: "image"}, content_type: "image/png", file_name: "a.png"}) { upload_url upload_url_payload url } }"""
+DOCUMENT = """mutation { attachment_presign_url(options: {model_property: {model_schema_name: "documents",
+   property_name: "resume"}, content_type: "application/pdf", file_name: "cv.pdf"}) {
+   upload_url upload_url_payload url } }"""
+SAVE = """mutation($table: String!, $prop: String!, $url: String) { record_create(record: {table: $table,
+   properties: [{name: $prop, value: $url}]}) { id } }"""
+READ = """query($id: ID!, $prop: String!) { record(id: $id) {
+   upload: property_upload(name: $prop) { url version_details { name status url } } } }"""
+
+
+def gql(server: LiveServer, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = httpx.post(
+        server.url + "/graphql", json={"query": query, "variables": variables or {}}
+    ).json()
+    assert not body.get("errors"), body
+    return body["data"]
+
+
+def upload(server: LiveServer, query: str, table: str, prop: str, data: bytes, name: str) -> str:
+    presigned = next(iter(gql(server, query).values()))
+    stored = httpx.post(presigned["upload_url"], data=presigned["upload_url_payload"], files={"file": (name, data)})
+    assert stored.status_code == 201, stored.text
+    record_id: str = gql(server, SAVE, {"table": table, "prop": prop, "url": presigned["url"]})["record_create"]["id"]
+    return record_id
+
+
+def read(server: LiveServer, record_id: str, prop: str) -> dict[str, Any]:
+    result: dict[str, Any] = gql(server, READ, {"id": record_id, "prop": prop})["record"]["upload"]
+    return result
+
+
+def test_files_records_and_versions_survive_a_restart_right_after_ctrl_c(tmp_path: Path) -> None:
+    """Two instances side by side (only PORT and STORAGE_PORT differ); one is stopped with Ctrl-C and
+    started again at once, with its default database (kept with the embedded storage)."""
+    port, storage_port = free_port(), free_port()
+    first = start_live_server(tmp_path, port=port, storage_port=storage_port, database=False)
+    other = start_live_server(tmp_path, database=False)
+    try:
+        photo, pdf = files.png(), files.pdf()
+        photo_id = upload(first, PHOTO, "photos", "image", photo, "a.png")
+        pdf_id = upload(first, DOCUMENT, "documents", "resume", pdf, "cv.pdf")
+        # The worker beside the API builds the photo's versions.
+        deadline = time.monotonic() + 60
+        while {v["status"] for v in read(first, photo_id, "image")["version_details"]} != {"ready"}:
+            assert time.monotonic() < deadline, read(first, photo_id, "image")
+            time.sleep(0.2)
+        assert upload(other, PHOTO, "photos", "image", photo, "a.png") == "1"
+
+        stop_live_server(first, signal.SIGINT)
+        assert first.process.returncode == 0, first.log()
+        first = start_live_server(tmp_path, port=port, storage_port=storage_port, database=False)
+
+        image = read(first, photo_id, "image")
+        assert httpx.get(image["url"]).content == photo
+        for version in image["version_details"]:
+            assert version["status"] == "ready" and httpx.get(version["url"]).status_code == 200
+        assert httpx.get(read(first, pdf_id, "resume")["url"]).content == pdf
+        # The other instance kept its own records and files.
+        assert httpx.get(read(other, "1", "image")["url"]).content == photo
+    finally:
+        stop_live_server(first)
+        stop_live_server(other)

@@ -1,4 +1,4 @@
-"""Storage.head, Storage.read_range and Storage.probe send presigned requests over aiohttp when the
+"""S3Storage.head, S3Storage.read_range and S3Storage.probe send presigned requests over aiohttp when the
 fast signer covers the configuration, instead of botocore's request pipeline. They must answer exactly
 as the botocore path does: the same ObjectHead, None for a missing object, STORAGE_UNAVAILABLE for
 refusals and outages, after the one retry botocore's standard mode makes. A probe (what a save checks)
@@ -15,9 +15,8 @@ from typing import Any, Self
 import pytest
 
 from app.errors import StorageUnavailable
-from app.keys import StorageUrls
 from app.settings import Settings
-from app.storage import Storage
+from app.storage.s3 import S3Config, S3Storage
 from tests.conftest import MotoServer, free_port
 
 KEYS = ["docs/a.pdf", "docs/with space/é+%~!'()*.txt", "docs/tiny", "docs/empty", "docs/plain"]
@@ -38,9 +37,8 @@ def settings_for(endpoint: str, bucket: str, *, direct: bool) -> Settings:
 
 
 @asynccontextmanager
-async def storage(endpoint: str, bucket: str, *, direct: bool) -> AsyncIterator[Storage]:
-    settings = settings_for(endpoint, bucket, direct=direct)
-    s = Storage(settings, StorageUrls(bucket=bucket, region="us-east-1", endpoint_url=endpoint))
+async def storage(endpoint: str, bucket: str, *, direct: bool) -> AsyncIterator[S3Storage]:
+    s = S3Storage(S3Config.of(settings_for(endpoint, bucket, direct=direct)))
     await s.start()
     try:
         assert (s._http is not None) is direct
@@ -65,17 +63,20 @@ async def test_direct_answers_equal_botocores(moto: MotoServer) -> None:
             assert got == expected and got is not None, key
             assert got.last_modified.tzinfo is not None
             if got.size:
-                assert await fast.read_range(key, 16) == await boto.read_range(key, 16), key
+                assert await fast.read_range(key, 0, 16) == await boto.read_range(key, 0, 16), key
             else:  # a range of an empty object is refused (416); saves never ask for one
                 for s in (fast, boto):
                     with pytest.raises(StorageUnavailable):
-                        await s.read_range(key, 16)
+                        await s.read_range(key, 0, 16)
             # The probe: the same head and the first bytes, on both paths.
-            expected_first = await boto.read_range(key, 16) if expected.size else b""
+            expected_first = await boto.read_range(key, 0, 16) if expected.size else b""
             assert await fast.probe(key, 16) == (expected, expected_first), key
             assert await boto.probe(key, 16) == (expected, expected_first), key
             # A range longer than the object: all of it.
-            assert await fast.probe(key, 4096) == (expected, await boto.read_range(key, 4096) if expected.size else b"")
+            assert await fast.probe(key, 4096) == (
+                expected,
+                await boto.read_range(key, 0, 4096) if expected.size else b"",
+            )
         assert await fast.head("docs/missing") is None
         assert await boto.head("docs/missing") is None
         assert await fast.probe("docs/missing", 16) is None
@@ -83,7 +84,7 @@ async def test_direct_answers_equal_botocores(moto: MotoServer) -> None:
         # A GET of a missing object is an outage to the caller, on both paths.
         for s in (fast, boto):
             with pytest.raises(StorageUnavailable):
-                await s.read_range("docs/missing", 16)
+                await s.read_range("docs/missing", 0, 16)
 
 
 class LoopbackServer:
@@ -139,7 +140,7 @@ async def test_refusals_and_server_errors_are_storage_unavailable(status: int, a
         endpoint = f"http://127.0.0.1:{server.port}"
         for direct in (True, False):
             async with storage(endpoint, "bucket", direct=direct) as s:
-                for call in (lambda: s.head("k"), lambda: s.read_range("k", 16), lambda: s.probe("k", 16)):
+                for call in (lambda: s.head("k"), lambda: s.read_range("k", 0, 16), lambda: s.probe("k", 16)):
                     server.requests = 0
                     with pytest.raises(StorageUnavailable):
                         await call()
@@ -155,7 +156,7 @@ async def test_unreachable_storage_is_storage_unavailable() -> None:
         with pytest.raises(StorageUnavailable):
             await s.head("k")
         with pytest.raises(StorageUnavailable):
-            await s.read_range("k", 16)
+            await s.read_range("k", 0, 16)
         with pytest.raises(StorageUnavailable):
             await s.probe("k", 16)
 

@@ -1,6 +1,7 @@
-"""The clean-up sweep over the moto server: orphans (never saved) are removed after expiry plus
-grace, including objects a hostile client added under an issued prefix; stale multipart uploads are
-aborted; discarded files are deleted again; a confirmed file is never removed."""
+"""The clean-up sweep, on moto and SeaweedFS: orphans (never saved) are removed after expiry plus grace,
+including objects a hostile client added under an issued prefix; a saved upload's quarantine is emptied
+once its presign expired; stale multipart uploads are aborted; discarded files are deleted again; a
+saved file is never removed."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from tests.gql import ATTACHMENT_PRESIGN, IMAGE_PRESIGN, RECORD
 from tests.large import MIB, MP_CREATE, MP_SIGN, PUT_PRESIGN, SAVE, blob, download, put, record_vars, schema_dir
 
 LATER = timedelta(days=3)  # past every expiry (multipart: one day) plus the grace
+
+pytestmark = pytest.mark.backends("moto", "seaweedfs")
 
 
 @pytest.fixture
@@ -65,8 +68,8 @@ async def test_orphans_go_confirmed_files_stay(big: Harness) -> None:
     assert report.expired == 0 and len(await h.keys()) == 5
 
     report = await sweeper(h).run_once(datetime.now(UTC) + LATER)
-    assert report.expired == 2 and report.objects_deleted == 4
-    assert await h.keys() == [uploaded_key(kept, "kept.png")]
+    assert report.expired == 2 and report.objects_deleted == 4 and report.settled == 1
+    assert await h.keys() == [uploaded_key(kept, "kept.png").removeprefix("cache/")]
     record = (await h.ok(RECORD, {"id": saved["id"], "prop": "image"}))["record"]
     assert (await download(record["upload"]["url"])).content == data
     statuses = {u.status for u in await Upload.all()}
@@ -75,7 +78,7 @@ async def test_orphans_go_confirmed_files_stay(big: Harness) -> None:
     assert await h.error_code(SAVE, record_vars("photos", "image", p["key"])) == "UPLOAD_EXPIRED"
     # A second pass finds nothing more to do.
     again = await sweeper(h).run_once(datetime.now(UTC) + LATER)
-    assert (again.expired, again.objects_deleted) == (0, 0)
+    assert (again.expired, again.settled, again.objects_deleted) == (0, 0, 0)
 
 
 async def test_stale_multipart_upload_is_aborted(big: Harness) -> None:
@@ -101,8 +104,8 @@ async def test_discarded_files_are_deleted_again(h: Harness) -> None:
         "image_presign_url"
     ]
     assert (await post_form(presigned, data, "a.png", "image/png")).status_code == 201
-    key = uploaded_key(presigned, "a.png")
-    await h.ok(SAVE, record_vars("photos", "image", key))
+    key = uploaded_key(presigned, "a.png").removeprefix("cache/")
+    await h.ok(SAVE, record_vars("photos", "image", uploaded_key(presigned, "a.png")))
     # As left behind when the record was deleted while storage was down: released, object still there.
     await Upload.filter(key=key).update(status="discarded", record_id=None)
     assert await h.keys() == [key]
@@ -110,6 +113,27 @@ async def test_discarded_files_are_deleted_again(h: Harness) -> None:
     assert report.discarded == 1
     assert await h.keys() == []
     assert (await Upload.get(key=key)).status == "deleted"
+
+
+async def test_quarantine_leftovers_of_a_saved_upload_go_once_its_presign_expired(h: Harness) -> None:
+    data = files.png()
+    presigned = (await h.ok(IMAGE_PRESIGN, {"table": "photos", "prop": "image", "type": "image/png"}))[
+        "image_presign_url"
+    ]
+    assert (await post_form(presigned, data, "a.png", "image/png")).status_code == 201
+    saved = (await h.ok(SAVE, record_vars("photos", "image", uploaded_key(presigned, "a.png"))))["record_create"]
+    # The presign is still valid after the save: a client writes to its quarantine prefix again.
+    assert (await post_form(presigned, files.jpeg(), "b.png", "image/png")).status_code == 201
+    permanent = uploaded_key(presigned, "a.png").removeprefix("cache/")
+    assert await h.keys() == sorted([uploaded_key(presigned, "b.png"), permanent])
+
+    assert (await sweeper(h).run_once()).settled == 0  # the presign could still write there
+    report = await sweeper(h).run_once(datetime.now(UTC) + LATER)
+    assert (report.settled, report.objects_deleted) == (1, 1)
+    assert await h.keys() == [permanent]
+    assert (await Upload.get(key=permanent)).promotion == "settled"
+    record = (await h.ok(RECORD, {"id": saved["id"], "prop": "image"}))["record"]
+    assert (await download(record["upload"]["url"])).content == data
 
 
 def test_settings_from_environment() -> None:
@@ -124,17 +148,20 @@ async def test_python_m_app_sweep_runs_one_pass(h: Harness) -> None:
         "image_presign_url"
     ]
     assert (await post_form(presigned, data, "a.png", "image/png")).status_code == 201
-    key = uploaded_key(presigned, "a.png")
-    await h.ok(SAVE, record_vars("photos", "image", key))
-    await Upload.filter(key=key).update(status="discarded", record_id=None)
+    await h.ok(SAVE, record_vars("photos", "image", uploaded_key(presigned, "a.png")))
+    await Upload.filter(key=uploaded_key(presigned, "a.png").removeprefix("cache/")).update(
+        status="discarded", record_id=None
+    )
 
     env = {
         "PATH": os.environ.get("PATH", ""),
         "DATABASE_URL": h.settings.database_url,
         "S3_BUCKET": h.bucket,
-        "S3_ENDPOINT_URL": h.moto.url,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        "S3_ENDPOINT_URL": h.server.url,
+        "S3_PUBLIC_READ": h.server.public_read,
+        "S3_CONDITIONAL_COPY": h.server.conditional_copy,
+        "AWS_ACCESS_KEY_ID": h.server.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": h.server.secret_access_key,
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "app.sweep", env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE
@@ -150,9 +177,10 @@ async def test_run_periodically_sweeps_until_cancelled(h: Harness) -> None:
         "image_presign_url"
     ]
     assert (await post_form(presigned, files.png(), "a.png", "image/png")).status_code == 201
-    key = uploaded_key(presigned, "a.png")
-    await h.ok(SAVE, record_vars("photos", "image", key))
-    await Upload.filter(key=key).update(status="discarded", record_id=None)
+    await h.ok(SAVE, record_vars("photos", "image", uploaded_key(presigned, "a.png")))
+    await Upload.filter(key=uploaded_key(presigned, "a.png").removeprefix("cache/")).update(
+        status="discarded", record_id=None
+    )
 
     task = asyncio.create_task(run_periodically(sweeper_for(h.app.state.services), 0.05))
     try:

@@ -35,7 +35,6 @@ def test_defaults_by_type() -> None:
     assert (a.acl, a.content_disposition, a.content_types) == ("private", "attachment", ())
     assert (i.acl, i.content_disposition, i.content_types) == ("public", "inline", IMAGE_CONTENT_TYPES)
     assert (u.acl, u.content_disposition, u.content_types) == ("public", "inline", ())
-    assert a.may_be_active() and i.may_be_active()  # any type / svg could be uploaded
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ import json
 import re
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 
@@ -301,13 +300,7 @@ def test_docs_multipart_recipe_cancel_aborts_the_upload(page: Any, videos_server
     ], page.problems
 
     # Storage holds neither the open upload nor an object: nothing left for the sweep to find.
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=videos_server.storage_url,
-        region_name="us-east-1",
-        aws_access_key_id="t",
-        aws_secret_access_key="t",
-    )
+    s3 = videos_server.s3()
     assert [u["Key"] for u in s3.list_multipart_uploads(Bucket="uploads").get("Uploads", [])] == []
     assert s3.list_objects_v2(Bucket="uploads", Prefix=key).get("KeyCount") == 0
     # And the key can no longer be saved: the server knows the upload was abandoned.

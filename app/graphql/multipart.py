@@ -1,4 +1,4 @@
-"""GraphQL adapter of multipart uploads: types and thin resolvers over app.multipart.
+"""GraphQL adapter of multipart uploads: types and thin resolvers over app.uploads.multipart.
 
 One mutation per Uppy AwsS3 multipart hook (createMultipartUpload, signPart, listParts,
 completeMultipartUpload, abortMultipartUpload).
@@ -13,8 +13,7 @@ import strawberry
 from app.graphql.context import Info
 from app.graphql.inputs import CompletedPartInput
 from app.graphql.scalars import BigInt
-from app.multipart import Multipart
-from app.uploads import ExactUpload
+from app.uploads import ExactUpload, Multipart
 
 
 @strawberry.type(description="A started multipart upload: send parts of part_size bytes (the last may be smaller).")
@@ -48,7 +47,7 @@ class CompletedUpload:
 
 
 def _use_case(info: Info) -> Multipart:
-    return Multipart(info.context.uploads)
+    return info.context.uploads.multipart
 
 
 @strawberry.type

@@ -39,8 +39,7 @@ from app.graphql.types import (
     Table,
 )
 from app.settings import Settings
-
-UPLOAD_TYPES = ("attachment", "image", "upload")
+from app.tables import UPLOAD_TYPES
 
 
 @strawberry.type

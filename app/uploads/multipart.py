@@ -2,8 +2,9 @@
 
 The browser sends parts straight to storage with presigned part URLs; the server fixes the key and
 the object's headers at create, and re-checks limits and ownership at complete. The completed object
-is then saved with record_create through the same verified path as any other upload
-(`Uploads.verify`), which checks it once more from what storage reports.
+is then saved with record_create through the same verified path as any other upload, which checks
+it once more from what storage reports and promotes it. Parts and the assembled object live under
+the upload's quarantine key, like every upload a client writes.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ from app.errors import (
     UploadTooLarge,
     UploadTooSmall,
 )
-from app.keys import key_prefix, parse_key
+from app.keys import parse_key, quarantine_key, quarantine_prefix
 from app.models import Upload
-from app.policy import S3_ACL, ClientOptions
-from app.storage import MultipartRejected, StoredPart
-from app.tables import MULTIPART_MAX
-from app.uploads import Caller, ExactUpload, Uploads
+from app.policy import QUARANTINE_DISPOSITION, ClientOptions
+from app.storage.base import MultipartRejected, ObjectHeaders, Storage, StoredPart
+from app.tables import MULTIPART_MAX, UPLOAD_TYPES
+from app.uploads.issuing import Issuing
+from app.uploads.status import UploadStatus
+from app.uploads.values import Caller, ExactUpload
 
 MIB = 1024**2
 MIN_PART_SIZE = 5 * MIB  # S3's minimum for every part but the last
@@ -40,7 +43,6 @@ MAX_PARTS_PER_REQUEST = 100
 # A day: big files over slow links take hours, and a client may resume on another device. Part URLs
 # themselves stay short-lived (PRESIGN_EXPIRES_IN) and can be signed again until then.
 MULTIPART_EXPIRES_IN = 24 * 3600
-UPLOAD_TYPES = ("attachment", "image", "upload")
 
 
 def part_plan(size: int) -> tuple[int, int]:
@@ -74,9 +76,10 @@ class CompletedObject:
 
 
 class Multipart:
-    def __init__(self, uploads: Uploads) -> None:
-        self.uploads = uploads
-        self.storage = uploads.storage
+    def __init__(self, issuing: Issuing, storage: Storage) -> None:
+        self.issuing = issuing
+        self.storage = storage
+        self.clock = issuing.clock
 
     async def create(self, caller: Caller, table: str, prop: str, exact: ExactUpload) -> MultipartStarted:
         if exact.size < MIN_PART_SIZE:
@@ -86,15 +89,15 @@ class Multipart:
             )
         if exact.size > MULTIPART_MAX:
             raise UploadTooLarge(f"the file is {exact.size} bytes; storage accepts at most {MULTIPART_MAX} bytes")
-        issued = self.uploads.prepare_exact(
+        issued = self.issuing.prepare_exact(
             table, prop, UPLOAD_TYPES, ClientOptions(), exact, max_allowed=MULTIPART_MAX
         )
-        await self.uploads.quota.take(caller.rate_key)
+        await self.issuing.take_quota(caller)
         part_size, part_count = part_plan(exact.size)
-        expires_at = self.uploads.clock().replace(microsecond=0) + timedelta(seconds=MULTIPART_EXPIRES_IN)
+        expires_at = self.issuing.expiry(MULTIPART_EXPIRES_IN)
         # The row comes first: if storage fails after creating the upload, the sweep still knows
         # the prefix and aborts or deletes whatever is there.
-        row_id = await self.uploads._record_issue(
+        row_id = await self.issuing.record(
             caller,
             table,
             prop,
@@ -106,16 +109,12 @@ class Multipart:
             issued.file_name,
             declared_size=exact.size,
         )
-        limits = issued.limits
-        upload_id = await self.storage.create_multipart_upload(
-            issued.key,
-            content_type=issued.headers["Content-Type"],
-            content_disposition=issued.headers["Content-Disposition"],
-            cache_control=limits.cache_control,
-            acl=S3_ACL[limits.acl],
-        )
+        # A quarantined object, private whatever the property: promotion gives it its real headers.
+        assert issued.limits.declared_content_type is not None, "prepare_exact narrows to the exact type"
+        headers = ObjectHeaders(issued.limits.declared_content_type, QUARANTINE_DISPOSITION)
+        upload_id = await self.storage.create_multipart_upload(issued.quarantine_key, headers)
         await Upload.filter(id=row_id).update(multipart_upload_id=upload_id)
-        return MultipartStarted(upload_id, issued.key, part_size, part_count, expires_at)
+        return MultipartStarted(upload_id, issued.quarantine_key, part_size, part_count, expires_at)
 
     async def sign_parts(
         self, caller: Caller, upload_id: str, key: str, part_numbers: Sequence[int]
@@ -130,10 +129,8 @@ class Multipart:
             raise BadUserInput(f"sign at most {MAX_PARTS_PER_REQUEST} parts per request")
         for n in part_numbers:
             self._check_part_number(n, part_count)
-        now = self.uploads.clock().replace(microsecond=0)
-        expires_in = max(
-            1, min(self.uploads.settings.presign_expires_in, int((upload.expires_at - now).total_seconds()))
-        )
+        now = self.clock().replace(microsecond=0)
+        expires_in = max(1, min(self.issuing.expires_in, int((upload.expires_at - now).total_seconds())))
         expires_at = now + timedelta(seconds=expires_in)
         signed: list[SignedPartUrl] = []
         for n in dict.fromkeys(part_numbers):
@@ -161,7 +158,7 @@ class Multipart:
             # Completed by an earlier call whose answer was lost: answer the same again.
             head = await self.storage.head(key)
             if head is not None:
-                return CompletedObject(key, self.uploads.urls.public_object_url(key), head.size)
+                return CompletedObject(key, self.storage.public_url(key), head.size)
             raise UploadExpired("this multipart upload is no longer open in storage (aborted or expired)")
         by_number = {p.part_number: p for p in stored}
         total = 0
@@ -189,16 +186,16 @@ class Multipart:
         head = await self.storage.head(key)
         if head is None:
             raise StorageUnavailable("storage completed the upload but does not show the object yet; try again")
-        return CompletedObject(key, self.uploads.urls.public_object_url(key), head.size)
+        return CompletedObject(key, self.storage.public_url(key), head.size)
 
     async def abort(self, caller: Caller, upload_id: str, key: str) -> bool:
         """Abort in storage and delete anything already under the upload's prefix."""
         upload = await self._open(caller, upload_id, key, allow_expired=True)
         await self.storage.abort_multipart_upload(key, upload_id)
         await self.storage.delete(
-            await self.storage.list_keys(key_prefix(upload.table, upload.property_name, upload.token))
+            await self.storage.list_keys(quarantine_prefix(upload.table, upload.property_name, upload.token))
         )
-        await Upload.filter(id=upload.id, status="issued").update(status="expired")
+        await Upload.filter(id=upload.id, status=UploadStatus.ISSUED).update(status=UploadStatus.EXPIRED)
         return True
 
     # -- checks --------------------------------------------------------------------------------
@@ -211,17 +208,19 @@ class Multipart:
         if (
             upload is None
             or upload.method != "multipart"
-            or upload.key != key
+            or not parsed.quarantined
+            or upload.key is None
+            or quarantine_key(upload.key) != key
             or upload.multipart_upload_id != upload_id
         ):
             raise ForeignUpload("no multipart upload with this upload_id and key was issued by this server")
         if upload.owner is not None and upload.owner != caller.subject:
             raise Forbidden("this multipart upload belongs to another user")
-        if upload.status == "attached":
+        if upload.status == UploadStatus.ATTACHED:
             raise UploadAlreadyAttached("this upload is already saved in a record")
-        if upload.status != "issued":
+        if upload.status != UploadStatus.ISSUED:
             raise UploadExpired("this multipart upload was aborted or has expired; start a new one")
-        if not allow_expired and self.uploads.clock() > upload.expires_at:
+        if not allow_expired and self.clock() > upload.expires_at:
             raise UploadExpired(f"this multipart upload expired at {upload.expires_at.isoformat()}; start a new one")
         return upload
 
