@@ -14,6 +14,8 @@ import httpx
 import pytest
 from PIL import Image
 
+from app.keys import parse_key
+from app.models import Upload
 from tests import files
 from tests import platformos_docs as docs
 from tests.conftest import Harness
@@ -193,14 +195,22 @@ async def test_presign_names_and_defaults(pos: Harness) -> None:
 
     attachment = """mutation($d: AttachmentContentDispositionEnum) { attachment_presign_url(options: {
       model_property: {model_schema_name: "documents", property_name: "resume"}, content_disposition: $d,
-      content_length: {lte: 10}, content_type: "application/pdf"}) { __typename upload_url_payload } }"""
-    # inline unless asked (a type that could be active content is always signed as an attachment)
+      content_length: {lte: 10}, content_type: "application/pdf"}) { __typename key upload_url_payload } }"""
+
+    async def served_disposition(presigned: dict[str, Any]) -> str:
+        # The quarantined object is always an attachment; the disposition asked for is the one the
+        # file gets when it is promoted, kept with the issued upload.
+        assert presigned["upload_url_payload"]["Content-Disposition"].startswith("attachment")
+        issued = await Upload.get(token=parse_key(presigned["key"]).token)
+        return issued.content_disposition
+
+    # inline unless asked (a type that could be active content is always served as an attachment)
     default = (await pos.ok(attachment))["attachment_presign_url"]
     assert default["__typename"] == "AttachmentPresignedUploadUrl"
-    assert default["upload_url_payload"]["Content-Disposition"].startswith("inline")
+    assert await served_disposition(default) == "inline"
     for value in ("download", "attachment"):
         chosen = (await pos.ok(attachment, {"d": value}))["attachment_presign_url"]
-        assert chosen["upload_url_payload"]["Content-Disposition"].startswith("attachment")
+        assert await served_disposition(chosen) == "attachment"
     image = """mutation { image_presign_url(options: {model_property: {model_schema_name: "uppy",
       property_name: "my_upload"}, content_length: {gte: 1, lte: 20}}) { __typename max_size } }"""
     assert (await pos.ok(image))["image_presign_url"] == {"__typename": "ImagePresignedUploadUrl", "max_size": 20480}
