@@ -4,6 +4,7 @@ does, save the URL with record_create, query it back, download through the resol
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
@@ -88,7 +89,9 @@ async def test_image_round_trip(h: Harness) -> None:
     assert got.status_code == 200 and got.content == data
 
 
-async def test_private_document_gets_signed_url_with_disposition(h: Harness) -> None:
+async def test_private_document_gets_signed_url_with_disposition(harness_factory: Any) -> None:
+    # Anonymous mode has no owners: only ANONYMOUS_READS=all reads documents (`read: owner`) back.
+    h: Harness = await harness_factory(ANONYMOUS_READS="all")
     data = files.pdf()
     presigned = (
         await h.ok(
