@@ -24,7 +24,8 @@ from tests.gql import ATTACHMENT_PRESIGN, IMAGE_PRESIGN, RECORD, RECORD_CREATE, 
 
 @contextlib.asynccontextmanager
 async def app_on(moto: MotoServer, database_url: str) -> AsyncIterator[Harness]:
-    settings = make_settings(moto, database_url)
+    # Documents (`read: owner`) are read back: anonymous mode has no owners, so only ANONYMOUS_READS=all can.
+    settings = make_settings(moto, database_url, ANONYMOUS_READS="all")
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         await app.state.services.storage.ensure_bucket(())
