@@ -23,6 +23,7 @@ from app.uploads import Caller
 from tests import files
 from tests.conftest import Harness, post_form
 from tests.gql import ATTACHMENT_PRESIGN
+from tests.large import put
 from tests.test_auth import SECRET, bearer
 from tests.test_query_count import count_queries
 
@@ -193,6 +194,32 @@ async def test_anonymous_callers_read_public_tables_only(world: World) -> None:
         error = body["errors"][0]
         assert error["extensions"]["code"] == "UNAUTHENTICATED", error
         assert "documents (access.read: owner)" in error["message"] and "Bearer" in error["message"]
+
+
+async def test_records_get_is_where_single_reads_are_checked(world: World) -> None:
+    # Records.get serves record(id:) and whatever transport re-reads a record (subscriptions).
+    records = world.h.app.state.services.records
+    assert await records.get(Caller("bob"), world.ids["A1"]) is None
+    assert await records.get(Caller(), world.ids["A1"]) is None
+    view = await records.get(Caller("alice"), world.ids["A1"])
+    assert view is not None and view.record.properties["title"] == "alice secret CV"
+    assert (await records.get(Caller(), world.ids["P1"])) is not None
+
+
+async def test_rest_confirms_into_the_callers_own_documents(world: World) -> None:
+    h, data = world.h, files.pdf()
+    init = {"table": "documents", "property_name": "resume", "file_name": "cv.pdf", "content_type": "application/pdf"}
+    response = await h.http.post("/upload/init", json=init | {"size": len(data)}, headers=bearer("bob"))
+    assert response.status_code == 200, response.text
+    presigned = response.json()
+    assert (await put(presigned["upload_url"], data, presigned["headers"])).status_code == 200
+    confirm = {"table": "documents", "property_name": "resume", "key": presigned["key"], "properties": {"title": "b2"}}
+    response = await h.http.post("/upload/confirm", json=confirm, headers=bearer("bob"))
+    assert response.status_code == 200, response.text
+    world.ids["B2"] = response.json()["id"]
+    assert await world.seen(DOCS, bearer("bob")) == {"B1", "B2"}
+    assert await world.seen(DOCS, bearer("alice")) == {"A1"}
+    assert (await h.ok(WITH_FILE, {"id": world.ids["B2"]}, **bearer("alice")))["record"] is None
 
 
 async def test_related_records_follow_the_read_rule(world: World) -> None:

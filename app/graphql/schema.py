@@ -54,7 +54,8 @@ class Query:
 
     @strawberry.field(
         description="Records, as platformOS filters, sorts and pages them (newest first unless sorted); "
-        "deleted records only when the filter names deleted_at."
+        "deleted records only when the filter names deleted_at; only those the caller may read (each "
+        "table's access.read), in the results and in the counts."
     )
     async def records(
         self,
@@ -76,7 +77,10 @@ class Query:
         )
         return RecordCollection.from_domain(result)
 
-    @strawberry.field(description="One live record by id (this server's extra).")
+    @strawberry.field(
+        description="One live record by id (this server's extra); null when there is none or the caller may "
+        "not read it."
+    )
     async def record(self, info: Info, id: strawberry.ID) -> Record | None:
         view = await info.context.records.get(info.context.caller, id)
         return None if view is None else Record.from_view(view)
