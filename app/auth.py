@@ -63,8 +63,8 @@ class Authenticator:
     def describe(self) -> str:
         if not self.enabled:
             return (
-                "ANONYMOUS MODE: no AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY is set; every caller may create, "
-                "change and delete every record. Set one of them before exposing this server."
+                "ANONYMOUS MODE: no AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY is set; every caller may create "
+                "records and change or delete every record it can read. Set one of them before exposing this server."
             )
         checks = [f"iss={self.settings.auth_jwt_issuer}"] if self.settings.auth_jwt_issuer else []
         checks += [f"aud={self.settings.auth_jwt_audience}"] if self.settings.auth_jwt_audience else []

@@ -72,6 +72,9 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
     tables = tables if tables is not None else load_tables(settings.schema_dir)
     services = Services(settings, tables)
     (log.info if services.auth.enabled else log.warning)("%s", services.auth.describe())
+    log.info("%s", services.records.access.summary())
+    for note in services.records.access.notes():
+        log.warning("%s", note)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from app.access import ReadScope
 from app.errors import BadUserInput, TableNotFound
 from app.tables import PLAIN_TYPES, PropertyDef, TableDef
 
@@ -361,9 +362,29 @@ def _like_ops(target: Target, raw: Mapping[str, Any], where: str, add: Callable[
                 add(_or_null(target, match) if negated else match)
 
 
+def read_condition(reads: ReadScope, scope: frozenset[str], table_named: bool) -> Condition:
+    """What the caller may read among the records of `scope`, as a condition ANDed with the whole
+    filter (no `or` or `not` of the client's reaches it). `table_named`: the query already holds
+    `table IN scope`. A scope with tables but none readable is refused rather than answered empty,
+    with what would help (a token); the refusal depends on the tables' rules only."""
+    whole, owned = scope & reads.whole, scope & reads.owned
+    if not whole and not owned:
+        if scope:
+            raise reads.refusal(scope)
+        return TRUE  # no table at all: the table condition already matches nothing
+    if not owned:
+        # Records of tables no YAML declares have no rule: they are nobody's, so even "every table"
+        # is spelled out unless the query names its tables already.
+        return TRUE if whole == scope and table_named else TableIn(tuple(sorted(whole)))
+    assert reads.subject is not None, "only signed-in callers own records"
+    mine = AllOf((TableIn(tuple(sorted(owned))), Compare(OWNER, "=", reads.subject)))
+    return AnyOf((TableIn(tuple(sorted(whole))), mine)) if whole else mine
+
+
 @dataclass
 class _Parser:
     tables: Mapping[str, TableDef]
+    reads: ReadScope
     conditions: int = 0
     mentions_deleted: bool = False
     notes: list[str] = field(default_factory=list)
@@ -522,29 +543,7 @@ class _Parser:
 
     # -- PropertyFilterInput ---------------------------------------------------------------------
     def resolve_property(self, name: Any, scope: frozenset[str], where: str, wanted_type: Any = None) -> PropertyDef:
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise BadUserInput(f"{where}.name {str(name)[:100]!r} is not a property name")
-        found = {
-            self.tables[t].properties[name].type: self.tables[t].properties[name]
-            for t in scope
-            if name in self.tables[t].properties
-        }
-        if not found:
-            in_scope = ", ".join(sorted(scope)) or "none (the table filter matches no table)"
-            raise BadUserInput(f"{where}: no table in the query has a property {name!r}; tables: {in_scope}")
-        if wanted_type is not None:
-            if wanted_type not in found:
-                raise BadUserInput(
-                    f"{where}.property_type {str(wanted_type)[:40]!r}: {name!r} is declared as "
-                    f"{' and '.join(sorted(found))} in the tables of this query"
-                )
-            return found[wanted_type]
-        if len(found) > 1:
-            raise BadUserInput(
-                f"{where}: property {name!r} is {' in some tables and '.join(sorted(found))} in others; "
-                "filter on one table or give property_type"
-            )
-        return next(iter(found.values()))
+        return resolve_property(self.tables, name, scope, where, wanted_type)
 
     def property_filter(self, raw: Any, scope: frozenset[str], where: str, add: Callable[[Condition], None]) -> None:
         raw = dict(_mapping(raw, where, _PROPERTY_FILTER_KEYS))
@@ -680,10 +679,12 @@ class _Parser:
         join = _mapping(raw.get("join"), f"{where}.join", {"foreign_property", "join_on_property", "property_type"})
         if "foreign_property" not in join:
             raise BadUserInput(f"{where}.join.foreign_property is required")
-        inner_scope = frozenset(self.tables)
+        everything = frozenset(self.tables)
         saved = self.mentions_deleted
         self.mentions_deleted = False
-        condition, inner_scope = self.filter(raw.get("filter", {}), inner_scope, f"{where}.filter", depth + 1)
+        condition, inner_scope = self.filter(raw.get("filter", {}), everything, f"{where}.filter", depth + 1)
+        # The related record must be one the caller may read, or the filter would probe the rest.
+        condition = AllOf((read_condition(self.reads, inner_scope, inner_scope != everything), condition))
         if not self.mentions_deleted:
             condition = AllOf((IsNull(DELETED_AT), condition))
         self.mentions_deleted = saved
@@ -695,6 +696,30 @@ class _Parser:
 
     def join_side(self, raw: Any, scope: frozenset[str], where: str) -> JoinSide:
         return join_side(self.tables, raw, scope, where)
+
+
+def resolve_property(
+    tables: Mapping[str, TableDef], name: Any, scope: frozenset[str], where: str, wanted_type: Any = None
+) -> PropertyDef:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise BadUserInput(f"{where}.name {str(name)[:100]!r} is not a property name")
+    found = {tables[t].properties[name].type: tables[t].properties[name] for t in scope if name in tables[t].properties}
+    if not found:
+        in_scope = ", ".join(sorted(scope)) or "none (the table filter matches no table)"
+        raise BadUserInput(f"{where}: no table in the query has a property {name!r}; tables: {in_scope}")
+    if wanted_type is not None:
+        if wanted_type not in found:
+            raise BadUserInput(
+                f"{where}.property_type {str(wanted_type)[:40]!r}: {name!r} is declared as "
+                f"{' and '.join(sorted(found))} in the tables of this query"
+            )
+        return found[wanted_type]
+    if len(found) > 1:
+        raise BadUserInput(
+            f"{where}: property {name!r} is {' in some tables and '.join(sorted(found))} in others; "
+            "filter on one table or give property_type"
+        )
+    return next(iter(found.values()))
 
 
 def join_side(tables: Mapping[str, TableDef], raw: Any, scope: Iterable[str], where: str) -> JoinSide:
@@ -734,7 +759,7 @@ def _parse_sort(
                 for pindex, prop in enumerate(_items(item[name], f"{where}.properties")):
                     label = f"{where}.properties[{pindex}]"
                     prop = _mapping(prop, label, {"name", "order"})
-                    pdef = _Parser(tables).resolve_property(prop.get("name"), scope, label)
+                    pdef = resolve_property(tables, prop.get("name"), scope, label)
                     if pdef.is_upload or pdef.type == "array":
                         raise BadUserInput(f"{label}: {pdef.name} is an {pdef.type} property; sort by a scalar one")
                     keys.append(SortKey(Prop(pdef.name, pdef.type), _descending(prop.get("order"), label)))
@@ -779,13 +804,14 @@ def with_tiebreak(keys: Sequence[SortKey]) -> tuple[SortKey, ...]:
 
 
 def build_query(
-    tables: Mapping[str, TableDef], filter: Mapping[str, Any] | None, sort: Sequence[Any] | None
+    tables: Mapping[str, TableDef], filter: Mapping[str, Any] | None, sort: Sequence[Any] | None, *, reads: ReadScope
 ) -> RecordQuery:
-    """The validated query of `records(filter:, sort:)`. Deleted records are left out unless the
-    filter says something about deleted_at, as platformOS does."""
-    parser = _Parser(tables)
+    """The validated query of `records(filter:, sort:)` for a caller who may read `reads`. Deleted
+    records are left out unless the filter says something about deleted_at, as platformOS does."""
+    parser = _Parser(tables, reads)
     everything = frozenset(tables)
     condition, scope = parser.filter(filter or {}, everything, "filter", 0) if filter else (TRUE, everything)
+    condition = AllOf((read_condition(reads, scope, scope != everything), condition))
     if not parser.mentions_deleted:
         condition = AllOf((IsNull(DELETED_AT), condition))
     order = with_tiebreak(_parse_sort(tables, sort, scope))
@@ -797,15 +823,17 @@ def related_query(
     table_names: Sequence[str],
     filter: Mapping[str, Any] | None,
     sort: Sequence[Any] | None,
+    *,
+    reads: ReadScope,
 ) -> tuple[RecordQuery, frozenset[str]]:
     """The query of `related_record(s)(table:, filter:, sort:)`: like `records`, within `table_names`."""
     names = [name for name in table_names if name]
     if not names:
         raise BadUserInput("table must name at least one table")
-    scope = frozenset(_Parser(tables).known_table(n, "table") for n in names)
-    parser = _Parser(tables)
+    parser = _Parser(tables, reads)
+    scope = frozenset(parser.known_table(n, "table") for n in names)
     condition, scope = parser.filter(filter or {}, scope, "filter", 1) if filter else (TRUE, scope)
-    condition = AllOf((TableIn(tuple(sorted(scope))), condition))
+    condition = AllOf((TableIn(tuple(sorted(scope))), read_condition(reads, scope, True), condition))
     if not parser.mentions_deleted:
         condition = AllOf((IsNull(DELETED_AT), condition))
     return RecordQuery(condition, with_tiebreak(_parse_sort(tables, sort, scope)), scope), scope

@@ -24,6 +24,7 @@ from typing import Any
 from tortoise import connections
 from tortoise.transactions import in_transaction
 
+from app.access import Access
 from app.errors import BadUserInput, Forbidden, RecordNotFound
 from app.models import Record, Upload, UploadVersion
 from app.record_filter import (
@@ -60,6 +61,9 @@ __all__ = ["PropertyWrite", "RecordChanges", "RecordPage", "RecordView", "Record
 class RecordView:
     record: Record
     uploads: dict[str, UploadView]
+    # The answer of the mutation that created the record: its files are the caller's own, whatever
+    # the caller could read later (anonymous mode has no owners to check).
+    created: bool = False
 
 
 @dataclass
@@ -115,6 +119,9 @@ class Records:
     def __init__(self, uploads: Uploads, *, purge_after: timedelta = PURGE_AFTER) -> None:
         self.uploads = uploads
         self.purge_after = purge_after
+        settings = uploads.settings
+        # Who may read and write what (app/access.py): every read and write below goes through it.
+        self.access = Access(uploads.tables, auth=settings.auth_enabled, anonymous_reads=settings.anonymous_reads)
 
     @property
     def tables(self) -> Mapping[str, TableDef]:
@@ -130,6 +137,7 @@ class Records:
     ) -> RecordView:
         changes = changes or RecordChanges()
         tdef = self.uploads.table(table)
+        self.access.check_create(caller, table)
         plain, files = split(tdef, [*as_writes(properties), *changes.properties])
         if changes.id is not KEEP and changes.id is not None:
             raise BadUserInput("record ids are assigned by the server: leave record.id out when creating")
@@ -153,7 +161,7 @@ class Records:
                 )
                 views = await self._attach(record, verified)
         # A new record holds exactly the uploads just attached, as just written: no need to read them back.
-        return RecordView(record, views)
+        return RecordView(record, views, created=True)
 
     async def update(
         self,
@@ -169,8 +177,10 @@ class Records:
         restoring = changes.deleted_at is not KEEP
         # Read once to learn the table (verification needs it); the row is read again, locked, below.
         found = await Record.get_or_none(id=rid)
-        self._check_found(found, rid, changes.table, restoring)
+        self._check_found(caller, found, rid, changes.table, restoring)
         assert found is not None
+        # Before any file is looked at in storage; checked again on the locked row below.
+        self.access.check_change(caller, found.table, found.owner)
         tdef = self.uploads.table(found.table)
         plain, files = split(tdef, as_writes(changes.properties) + as_writes(properties))
         cleared = [name for name, value in files.items() if not value]
@@ -179,9 +189,9 @@ class Records:
             async with in_transaction():
                 locked = await Record.select_for_update().get_or_none(id=rid)
                 # Checked again on the locked row: a delete may have committed since the first read.
-                self._check_found(locked, rid, changes.table, restoring)
+                self._check_found(caller, locked, rid, changes.table, restoring)
                 assert locked is not None
-                self._check_owner(caller, locked)
+                self.access.check_change(caller, locked.table, locked.owner)
                 locked.owner = self._owner(caller, changes.user_id, locked.owner, creating=False)
                 if changes.external_id is not KEEP:
                     locked.external_id = external_id(changes.external_id)
@@ -208,9 +218,9 @@ class Records:
         rid = parse_id(record_id)
         async with in_transaction():
             locked = await Record.select_for_update().get_or_none(id=rid)
-            self._check_found(locked, rid, table, restoring=False)
+            self._check_found(caller, locked, rid, table, restoring=False)
             assert locked is not None
-            self._check_owner(caller, locked)
+            self.access.check_change(caller, locked.table, locked.owner)
             locked.deleted_at = self.uploads.clock()
             await locked.save(update_fields=["deleted_at"])
         return await self._view(locked)
@@ -260,12 +270,17 @@ class Records:
 
     @staticmethod
     def _owner(caller: Caller, given: Any, current: str | None, *, creating: bool) -> str | None:
-        """platformOS's user_id is the record's owner. With auth on, a new record is the caller's
-        and user_id can only name the caller; without auth it is whatever the client says."""
+        """platformOS's user_id is the record's owner. With auth on, a new record is the caller's,
+        user_id can only name the caller, and only the owner may give it (no one takes over a record
+        another may change too, or one without owner); without auth it is whatever the client says."""
         if caller.subject is not None:
             if given is not KEEP and (given is None or str(given) != caller.subject):
                 raise Forbidden("user_id is the record's owner: with auth on it can only be your own user id")
-            return caller.subject if creating or given is not KEEP else current
+            if creating:
+                return caller.subject
+            if given is not KEEP and current != caller.subject:
+                raise Forbidden("only the record's owner may set its user_id")
+            return current
         if given is KEEP:
             return current
         if given is None:
@@ -281,21 +296,20 @@ class Records:
             return None
         return to_utc(timestamp(raw, what))
 
-    @staticmethod
-    def _check_found(record: Record | None, rid: int, table: str | None, restoring: bool) -> None:
-        if record is None or (table is not None and record.table != table):
+    def _check_found(self, caller: Caller, record: Record | None, rid: int, table: str | None, restoring: bool) -> None:
+        """A record the caller may not read answers exactly as one that does not exist (before
+        anything that depends on its state, deleted or not), so its existence does not leak."""
+        if (
+            record is None
+            or (table is not None and record.table != table)
+            or not self.access.can_read(caller, record.table, record.owner)
+        ):
             where = f" in table {table[:100]!r}" if table is not None else ""
             raise RecordNotFound(f"no record with id {rid}{where}")
         if record.deleted_at is not None and not restoring:
             raise RecordNotFound(
                 f"record {rid} is deleted; restore it with record_update(record: {{deleted_at: null}})"
             )
-
-    @staticmethod
-    def _check_owner(caller: Caller, record: Record) -> None:
-        # Anonymous mode has no identities to compare: user_id is plain data there.
-        if caller.subject is not None and record.owner is not None and record.owner != caller.subject:
-            raise Forbidden("this record belongs to another user")
 
     async def _attach(self, record: Record, verified: dict[str, Verified]) -> dict[str, UploadView]:
         """Attach the verified uploads inside the transaction; the views of those attached now."""
@@ -321,13 +335,17 @@ class Records:
         return ids
 
     # -- reads ---------------------------------------------------------------------------------
-    async def get(self, record_id: str) -> RecordView | None:
-        """A live record by id (deleted ones are found through records(filter: {deleted_at: ...}))."""
+    async def get(self, caller: Caller, record_id: str) -> RecordView | None:
+        """A live record by id that `caller` may read (deleted ones are found through
+        records(filter: {deleted_at: ...})); None as well when it may not, so existence does not leak."""
         record = await Record.get_or_none(id=parse_id(record_id), deleted_at=None)
-        return None if record is None else await self._view(record)
+        if record is None or not self.access.can_read(caller, record.table, record.owner):
+            return None
+        return await self._view(record)
 
     async def list_page(
         self,
+        caller: Caller,
         filter: Mapping[str, Any] | None,
         sort: Sequence[Any] | None,
         page: int,
@@ -335,13 +353,14 @@ class Records:
         *,
         with_total: bool = True,
     ) -> RecordPage:
-        """One page of `records(filter:, sort:, page:, per_page:)`. The count runs only when the
-        client asks for total_entries or total_pages; has_next_page comes from one extra row."""
+        """One page of `records(filter:, sort:, page:, per_page:)` among the records `caller` may
+        read. The count runs only when the client asks for total_entries or total_pages;
+        has_next_page comes from one extra row (both under the same read rule)."""
         if page < 1:
             raise BadUserInput(f"page must be 1 or more, got {page}")
         if not 1 <= per_page <= MAX_PER_PAGE:
             raise BadUserInput(f"per_page must be between 1 and {MAX_PER_PAGE}, got {per_page}")
-        query = build_query(self.tables, filter, sort)
+        query = build_query(self.tables, filter, sort, reads=self.access.reads(caller))
         dialect = _dialect()
         page_sql, page_params = select_page(query, dialect, per_page + 1, (page - 1) * per_page)
         total: int | None = None
@@ -355,13 +374,14 @@ class Records:
         records = _records(rows[:per_page])
         return RecordPage(await self._views(records), page, per_page, len(rows) > per_page, total)
 
-    async def related(self, spec: RelatedSpec, parents: Sequence[Record]) -> list[list[RecordView]]:
+    async def related(self, caller: Caller, spec: RelatedSpec, parents: Sequence[Record]) -> list[list[RecordView]]:
         """related_record(s) for every record of a page at once: each parent's records (of
-        spec.tables, matching spec.filter, in spec.sort order, at most spec.limit) whose
-        foreign_property equals the parent's join_on_property (or is one of its elements)."""
+        spec.tables, that `caller` may read, matching spec.filter, in spec.sort order, at most
+        spec.limit) whose foreign_property equals the parent's join_on_property (or is one of its
+        elements)."""
         if not 1 <= spec.limit <= MAX_RELATED_LIMIT:
             raise BadUserInput(f"limit must be between 1 and {MAX_RELATED_LIMIT}, got {spec.limit}")
-        query, scope = related_query(self.tables, spec.tables, spec.filter, spec.sort)
+        query, scope = related_query(self.tables, spec.tables, spec.filter, spec.sort, reads=self.access.reads(caller))
         foreign = join_side(self.tables, spec.foreign_property, scope, "foreign_property")
         if foreign.type == "array":
             raise BadUserInput("foreign_property: join on the related record's id or a scalar property")

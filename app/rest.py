@@ -106,6 +106,7 @@ class RestApi:
     async def init(self, caller: Caller, data: dict[str, Any]) -> dict[str, Any]:
         exact = ExactUpload(str(_str(data, "file_name")), str(_str(data, "content_type")), _size(data))
         table, prop = str(_str(data, "table")), str(_str(data, "property_name"))
+        self.records.access.check_create(caller, table)
         p = await self.uploads.presign_put(caller, table, prop, UPLOAD_TYPES, ClientOptions(), exact)
         return {
             "upload_url": p.upload_url,

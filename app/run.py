@@ -89,6 +89,10 @@ def with_embedded_storage(settings: Settings) -> tuple[Settings, Embedded]:
     # The version worker runs beside the API unless RUN_WORKER says otherwise.
     if "RUN_WORKER" not in settings.given:
         changes["run_worker"] = True
+    # A local demo on storage of its own: without auth, its page lists the documents it uploaded too
+    # (the start-up log says which access rules this leaves unenforced).
+    if "ANONYMOUS_READS" not in settings.given and not settings.auth_enabled:
+        changes["anonymous_reads"] = "all"
     if "DATABASE_URL" not in settings.given:
         changes["database_url"] = f"sqlite://{folder / 'uploads.sqlite3'}"
     return settings.with_changes(**changes), Embedded(storage)

@@ -449,6 +449,15 @@ class Settings:
     auth_jwt_audience: str | None = setting(
         "AUTH_JWT_AUDIENCE", None, text, "Required `aud` of bearer tokens.", group="Security"
     )
+    anonymous_reads: str = setting(
+        "ANONYMOUS_READS",
+        "public",
+        choice("public", "all"),
+        "Without auth: `public` serves only tables with `access.read: public` (the others to nobody); "
+        "`all` serves every record and private file to every caller (a local demo; `make run` sets it "
+        "on its embedded storage).",
+        group="Security",
+    )
     max_body_bytes: int = setting(
         "MAX_BODY_BYTES", 1_048_576, integer(1024, 64 * 1_048_576), "Largest request body accepted.", group="Security"
     )
@@ -520,6 +529,11 @@ class Settings:
             raise SettingsError("AUTH_JWT_SECRET must be at least 32 characters")
         if self.auth_jwt_public_key and "BEGIN PUBLIC KEY" not in self.auth_jwt_public_key.value:
             raise SettingsError("AUTH_JWT_PUBLIC_KEY must be a PEM public key (-----BEGIN PUBLIC KEY-----)")
+        if self.anonymous_reads == "all" and self.auth_enabled:
+            raise SettingsError(
+                "ANONYMOUS_READS=all applies only without auth; with AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY set, "
+                "each table's access.read decides: remove ANONYMOUS_READS"
+            )
 
     def with_changes(self, **changes: Any) -> Settings:
         """A copy with some settings replaced (what `make run` fills in for its embedded parts)."""

@@ -47,6 +47,9 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "upload": {"acl": "public", "content_disposition": "inline"},
 }
 _OPTION_KEYS = {"acl", "content_disposition", "cache_control", "content_length", "content_types", "versions"}
+_TABLE_KEYS = ("name", "properties", "access")
+READ_RULES = ("public", "authenticated", "owner")
+WRITE_RULES = ("authenticated", "owner")
 
 
 class SchemaError(ValueError):
@@ -111,10 +114,20 @@ class PropertyDef:
 
 
 @dataclass(frozen=True)
+class TableAccess:
+    """Who may read and write a table's records (app/access.py applies it). The defaults keep what a
+    table without `access` always had: anyone reads, signed-in callers create, owners change."""
+
+    read: str = "public"  # public | authenticated | owner
+    write: str = "owner"  # authenticated | owner
+
+
+@dataclass(frozen=True)
 class TableDef:
     name: str
     properties: Mapping[str, PropertyDef]
     source: str
+    access: TableAccess = TableAccess()
 
     def upload_properties(self) -> list[PropertyDef]:
         return [p for p in self.properties.values() if p.is_upload]
@@ -193,13 +206,35 @@ def _content_types(ptype: str, raw: Any, where: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _access(raw: Any, source: str) -> TableAccess:
+    where = f"{source}: access"
+    if not isinstance(raw, dict):
+        raise _fail(where, "must be a mapping such as {read: owner, write: owner}")
+    unknown = sorted(map(str, set(raw) - {"read", "write"}))
+    if unknown:
+        raise _fail(where, f"unknown key(s) {', '.join(unknown)}; allowed: read, write")
+    defaults = TableAccess()
+    read, write = raw.get("read", defaults.read), raw.get("write", defaults.write)
+    if read not in READ_RULES:
+        raise _fail(where, f"read {read!r} must be one of {', '.join(READ_RULES)}")
+    if write not in WRITE_RULES:
+        raise _fail(where, f"write {write!r} must be one of {', '.join(WRITE_RULES)}")
+    if read == "owner" and write == "authenticated":
+        raise _fail(
+            where,
+            "write: authenticated with read: owner would let users change and delete records they cannot "
+            "see; use write: owner, or read: authenticated",
+        )
+    return TableAccess(read, write)
+
+
 def parse_table(data: Any, source: str) -> TableDef:
     """Validate one table document; `source` names the file in every message."""
     if not isinstance(data, dict):
         raise _fail(source, "the file must be a mapping with name and properties")
-    unknown = sorted(set(data) - {"name", "properties"})
+    unknown = sorted(map(str, set(data) - set(_TABLE_KEYS)))
     if unknown:
-        raise _fail(source, f"unknown key(s) {', '.join(unknown)}; allowed: name, properties")
+        raise _fail(source, f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_TABLE_KEYS)}")
     name = data.get("name")
     if not isinstance(name, str) or not _NAME.match(name):
         raise _fail(source, f"name {name!r} must be lower-case letters, digits and _ (starting with a letter)")
@@ -231,7 +266,8 @@ def parse_table(data: Any, source: str) -> TableDef:
             if raw.get("options"):
                 raise _fail(where, f"options are only allowed on {', '.join(UPLOAD_TYPES)} properties")
             props[pname] = PropertyDef(pname, ptype)
-    return TableDef(name, props, source)
+    access = _access(data["access"], source) if "access" in data else TableAccess()
+    return TableDef(name, props, source, access)
 
 
 def load_tables(folder: Path) -> dict[str, TableDef]:

@@ -107,6 +107,9 @@ async def measure(args: argparse.Namespace, storage_url: str, database_url: str,
     if args.kind == "cycle":
         env["SCHEMA_DIR"] = schema_dir
     headers = {}
+    if not args.auth:
+        # Anonymous mode has no owners: only ANONYMOUS_READS=all reads documents (`read: owner`) back.
+        env["ANONYMOUS_READS"] = "all"
     if args.auth:
         env["AUTH_JWT_SECRET"] = secret = secrets.token_hex(32)
         claims = {"sub": "bench", "exp": int(time.time()) + 86400}

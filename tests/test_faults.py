@@ -32,8 +32,9 @@ from tests.gql import ATTACHMENT_PRESIGN, IMAGE_PRESIGN, RECORD, RECORD_CREATE, 
 
 @contextlib.asynccontextmanager
 async def app_on(server: StorageServer, database_url: str) -> AsyncIterator[Harness]:
-    """The app on a storage server of the test's own (which it may stop and start)."""
-    settings = make_settings(server, database_url)
+    """The app on a storage server of the test's own (which it may stop and start). Documents
+    (`read: owner`) are read back: anonymous mode has no owners, so only ANONYMOUS_READS=all can."""
+    settings = make_settings(server, database_url, ANONYMOUS_READS="all")
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         await app.state.services.storage.ensure_bucket(())

@@ -5,6 +5,7 @@ its permanent key), query it back, download through the resolved URL."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
@@ -101,7 +102,9 @@ async def test_image_round_trip(h: Harness) -> None:
     assert await h.keys() == [permanent]
 
 
-async def test_private_document_gets_signed_url_with_disposition(h: Harness) -> None:
+async def test_private_document_gets_signed_url_with_disposition(harness_factory: Any) -> None:
+    # Anonymous mode has no owners: only ANONYMOUS_READS=all reads documents (`read: owner`) back.
+    h: Harness = await harness_factory(ANONYMOUS_READS="all")
     data = files.pdf()
     presigned = (
         await h.ok(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.access import Access
 from app.errors import BadUserInput
 from app.record_filter import (
     CREATED_AT,
@@ -19,6 +20,7 @@ from app.record_filter import (
 )
 from app.record_sql import POSTGRES, SQLITE, literal_name, select_count, select_page
 from app.tables import parse_table
+from app.uploads import Caller
 
 TABLES = {
     t.name: t
@@ -30,12 +32,15 @@ TABLES = {
     )
 }
 
+# The rules of who reads what are tests/test_access.py's: here every record is readable.
+READ_ALL = Access(TABLES, auth=False, anonymous_reads="all").reads(Caller())
+
 
 def test_deleted_records_are_left_out_unless_the_filter_names_deleted_at() -> None:
-    plain = build_query(TABLES, {"table": {"value": "a"}}, None)
+    plain = build_query(TABLES, {"table": {"value": "a"}}, None, reads=READ_ALL)
     assert isinstance(plain.condition, AllOf) and plain.condition.items[0] == IsNull(DELETED_AT)
     for filter in ({"deleted_at": {"exists": True}}, {"or": [{"deleted_at": {"lt": "2026-01-01"}}, {}]}):
-        query = build_query(TABLES, filter, None)
+        query = build_query(TABLES, filter, None, reads=READ_ALL)
         assert IsNull(DELETED_AT) not in getattr(query.condition, "items", ())
 
 
@@ -48,19 +53,26 @@ def test_orders_end_with_unique_keys_in_the_direction_of_the_last() -> None:
 
 def test_a_property_of_two_types_needs_a_table_or_property_type() -> None:
     with pytest.raises(BadUserInput, match="filter on one table or give property_type"):
-        build_query(TABLES, {"properties": [{"name": "x", "value": "1"}]}, None)
-    build_query(TABLES, {"properties": [{"name": "x", "value": "1", "property_type": "integer"}]}, None)
-    build_query(TABLES, {"table": {"value": "b"}, "properties": [{"name": "x", "value": "1"}]}, None)
+        build_query(TABLES, {"properties": [{"name": "x", "value": "1"}]}, None, reads=READ_ALL)
+    build_query(TABLES, {"properties": [{"name": "x", "value": "1", "property_type": "integer"}]}, None, reads=READ_ALL)
+    build_query(TABLES, {"table": {"value": "b"}, "properties": [{"name": "x", "value": "1"}]}, None, reads=READ_ALL)
     with pytest.raises(BadUserInput, match="not a valid integer"):
-        build_query(TABLES, {"table": {"value": "b"}, "properties": [{"name": "x", "value": "one"}]}, None)
+        build_query(
+            TABLES, {"table": {"value": "b"}, "properties": [{"name": "x", "value": "one"}]}, None, reads=READ_ALL
+        )
 
 
 def test_blank_values_are_no_condition_unless_allow_empty() -> None:
-    blank = build_query(TABLES, {"table": {"value": "a"}, "properties": [{"name": "x", "value": ""}]}, None)
-    unfiltered = build_query(TABLES, {"table": {"value": "a"}}, None)
+    blank = build_query(
+        TABLES, {"table": {"value": "a"}, "properties": [{"name": "x", "value": ""}]}, None, reads=READ_ALL
+    )
+    unfiltered = build_query(TABLES, {"table": {"value": "a"}}, None, reads=READ_ALL)
     assert blank == unfiltered
     meant = build_query(
-        TABLES, {"table": {"value": "a"}, "properties": [{"name": "x", "value": "", "allow_empty": True}]}, None
+        TABLES,
+        {"table": {"value": "a"}, "properties": [{"name": "x", "value": "", "allow_empty": True}]},
+        None,
+        reads=READ_ALL,
     )
     assert meant != unfiltered
 
@@ -76,6 +88,7 @@ def test_client_values_are_parameters_and_lists_stay_bounded(dialect: str) -> No
             "external_id": {"value_in": [hostile] * 1000},
         },
         [{"properties": [{"name": "n", "order": "DESC"}]}],
+        reads=READ_ALL,
     )
     sql, params = select_page(query, dialect, 21, 40)
     assert hostile not in sql and "DROP" not in sql

@@ -33,7 +33,9 @@ async def error(h: Harness, path: str, status: int, code: str, **kwargs: Any) ->
     return message
 
 
-async def test_init_put_confirm_end_to_end(h: Harness) -> None:
+async def test_init_put_confirm_end_to_end(harness_factory: Any) -> None:
+    # Anonymous mode has no owners: only ANONYMOUS_READS=all reads documents (`read: owner`) back.
+    h: Harness = await harness_factory(ANONYMOUS_READS="all")
     data = files.pdf()
     response = await h.http.post("/upload/init", json=init_body(size=len(data)))
     assert response.status_code == 200, response.text

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.settings import ROOT
-from app.tables import IMAGE_CONTENT_TYPES, SchemaError, load_tables, parse_table
+from app.tables import IMAGE_CONTENT_TYPES, SchemaError, TableAccess, load_tables, parse_table
 
 
 def table(props: str) -> dict[str, object]:
@@ -25,6 +25,8 @@ def test_shipped_examples() -> None:
     image = tables["photos"].properties["image"].upload_options()
     assert (image.acl, image.content_disposition) == ("public", "inline")
     assert [v.name for v in image.versions] == ["thumb", "medium", "large"]
+    assert tables["documents"].access == TableAccess(read="owner", write="owner")
+    assert tables["photos"].access == TableAccess(read="public", write="owner")
 
 
 def test_defaults_by_type() -> None:
@@ -73,6 +75,51 @@ def test_invalid_tables_name_file_property_and_problem(props: str, message: str)
     with pytest.raises(SchemaError) as info:
         parse_table(table(props), "t.yml")
     assert message in str(info.value)
+
+
+def test_access_defaults_keep_what_a_table_without_it_always_had() -> None:
+    import yaml
+
+    assert parse_table(table("  - {name: x, type: string}"), "t.yml").access == TableAccess("public", "owner")
+    for given, expected in (
+        ("{read: owner}", ("owner", "owner")),
+        ("{write: authenticated}", ("public", "authenticated")),
+        ("{read: authenticated, write: authenticated}", ("authenticated", "authenticated")),
+    ):
+        data = yaml.safe_load(f"name: t\naccess: {given}\nproperties: []")
+        access = parse_table(data, "t.yml").access
+        assert (access.read, access.write) == expected
+
+
+@pytest.mark.parametrize(
+    ("access", "message"),
+    [
+        ("owner", "t.yml: access: must be a mapping such as {read: owner, write: owner}"),
+        ("", "t.yml: access: must be a mapping"),
+        ("{read: private}", "t.yml: access: read 'private' must be one of public, authenticated, owner"),
+        ("{read: Owner}", "read 'Owner' must be one of"),
+        ("{read: [owner]}", "read ['owner'] must be one of"),
+        ("{write: public}", "t.yml: access: write 'public' must be one of authenticated, owner"),
+        ("{write: true}", "write True must be one of authenticated, owner"),
+        ("{read: owner, update: owner}", "t.yml: access: unknown key(s) update; allowed: read, write"),
+        (
+            "{read: owner, write: authenticated}",
+            "t.yml: access: write: authenticated with read: owner would let users change and delete records they "
+            "cannot see",
+        ),
+    ],
+)
+def test_invalid_access_names_file_and_problem(access: str, message: str) -> None:
+    import yaml
+
+    with pytest.raises(SchemaError) as info:
+        parse_table(yaml.safe_load(f"name: t\naccess: {access}\nproperties: []"), "t.yml")
+    assert message in str(info.value)
+
+
+def test_an_unknown_table_key_names_the_allowed_ones() -> None:
+    with pytest.raises(SchemaError, match=r"t\.yml: unknown key\(s\) acess; allowed: name, properties, access"):
+        parse_table({"name": "t", "acess": {"read": "owner"}, "properties": []}, "t.yml")
 
 
 def test_folder_problems(tmp_path: Path) -> None:

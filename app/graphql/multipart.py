@@ -56,6 +56,7 @@ class MultipartMutation:
     async def multipart_upload_create(
         self, info: Info, table: str, property_name: str, file_name: str, content_type: str, size: BigInt
     ) -> MultipartUpload:
+        info.context.records.access.check_create(info.context.caller, table)
         started = await _use_case(info).create(
             info.context.caller, table, property_name, ExactUpload(file_name, content_type, int(size))
         )

@@ -14,11 +14,13 @@ from strawberry.dataloader import DataLoader
 from app.graphql.context import Context
 from app.models import Record
 from app.records import Records, RecordView, RelatedSpec
+from app.uploads import Caller
 
 
 class RelatedLoader:
-    def __init__(self, records: Records, spec: RelatedSpec) -> None:
+    def __init__(self, records: Records, caller: Caller, spec: RelatedSpec) -> None:
         self.records = records
+        self.caller = caller
         self.spec = spec
         self.parents: dict[int, Record] = {}
         self.loader: DataLoader[int, list[RecordView]] = DataLoader(self._load)
@@ -28,12 +30,12 @@ class RelatedLoader:
         return self.loader.load(record.id)
 
     async def _load(self, ids: list[int]) -> list[list[RecordView]]:
-        return await self.records.related(self.spec, [self.parents[i] for i in ids])
+        return await self.records.related(self.caller, self.spec, [self.parents[i] for i in ids])
 
 
 def related_loader(context: Context, spec: RelatedSpec) -> RelatedLoader:
     """The request's loader for this field (same tables, join, filter, sort and limit)."""
     loader = context.loaders.get(spec.key)
     if not isinstance(loader, RelatedLoader):
-        loader = context.loaders[spec.key] = RelatedLoader(context.records, spec)
+        loader = context.loaders[spec.key] = RelatedLoader(context.records, context.caller, spec)
     return loader

@@ -50,7 +50,8 @@ class Query:
 
     @strawberry.field(
         description="Records, as platformOS filters, sorts and pages them (newest first unless sorted); "
-        "deleted records only when the filter names deleted_at."
+        "deleted records only when the filter names deleted_at; only those the caller may read (each "
+        "table's access.read), in the results and in the counts."
     )
     async def records(
         self,
@@ -61,7 +62,9 @@ class Query:
         page: int | None = 1,
         sort: list[RecordsSortInput] | None = None,
     ) -> RecordCollection:
-        result = await info.context.records.list_page(
+        ctx = info.context
+        result = await ctx.records.list_page(
+            ctx.caller,
             plain(filter),
             plain(sort),
             1 if page is None else page,
@@ -70,9 +73,12 @@ class Query:
         )
         return RecordCollection.from_domain(result)
 
-    @strawberry.field(description="One live record by id (this server's extra).")
+    @strawberry.field(
+        description="One live record by id (this server's extra); null when there is none or the caller may "
+        "not read it."
+    )
     async def record(self, info: Info, id: strawberry.ID) -> Record | None:
-        view = await info.context.records.get(id)
+        view = await info.context.records.get(info.context.caller, id)
         return None if view is None else Record.from_view(view)
 
 
@@ -99,6 +105,7 @@ async def _presign_form(
         raise BadUserInput("options.model_property {model_schema_name, property_name} is required")
     ctx = info.context
     table, prop = options.target()
+    ctx.records.access.check_create(ctx.caller, table)
     return await ctx.uploads.presign_post(ctx.caller, table, prop, accepts, options.client_options(), options.file_name)
 
 
@@ -130,6 +137,7 @@ class Mutation(MultipartMutation):
     ) -> PropertyUploadPresignedUrl:
         ctx = info.context
         name = _presign_target(table, model_schema_name, user)
+        ctx.records.access.check_create(ctx.caller, name)
         options = (presign_url or PresignUrl()).client_options()
         if put is not None:
             presigned = await ctx.uploads.presign_put(

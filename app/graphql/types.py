@@ -151,10 +151,10 @@ DIRECT_RESOLVERS = (
 
 
 def _readable(info: Info, view: RecordView) -> bool:
-    """Private files of a record are its owner's; without auth there are no identities to compare."""
-    owner = view.record.owner
+    """Private files of a record are its owner's (app/access.py), and its creator's in the answer
+    that created it."""
     ctx = info.context
-    return not ctx.auth_required or owner is None or owner == ctx.caller.subject
+    return view.created or ctx.records.access.can_read_files(ctx.caller, view.record.owner)
 
 
 @strawberry.type(description="A file saved in a record property, with its URLs resolved for the caller.")
