@@ -8,11 +8,14 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 
 from app.models import Upload
+from app.pdf import HtmlToPdf
 from app.policy import ClientOptions
+from app.remote_fetch import RemoteFetcher
 from app.settings import Settings
 from app.storage.base import Storage
 from app.tables import PropertyDef, TableDef
 from app.uploads.catalog import Catalog
+from app.uploads.creating import Creating
 from app.uploads.discarding import Discarding
 from app.uploads.issuing import Issuing
 from app.uploads.multipart import Multipart
@@ -21,6 +24,7 @@ from app.uploads.resolving import Resolving
 from app.uploads.saving import Saving, versions_for
 from app.uploads.values import Caller, ExactUpload, PresignedUpload, UploadView, Verified, utcnow
 from app.uploads.verifying import Verifying
+from app.value_upload import ValueUpload
 from app.version_spec import VersionSpec
 
 
@@ -48,6 +52,7 @@ class Uploads:
         self.saver = Saving(self.catalog, self.verifying, self.promoting, clock)
         self.discarding = Discarding(storage)
         self.multipart = Multipart(self.issuing, storage)
+        self.creator = Creating(self.issuing, storage, RemoteFetcher.of(settings), HtmlToPdf())
 
     # -- lookups -----------------------------------------------------------------------------------
     def table(self, name: str) -> TableDef:
@@ -76,6 +81,13 @@ class Uploads:
         self, caller: Caller, table: str, prop: str, accepts: Iterable[str], client: ClientOptions, put: ExactUpload
     ) -> PresignedUpload:
         return await self.issuing.presign_put(caller, table, prop, accepts, client, put)
+
+    # -- creating (value_upload) -------------------------------------------------------------------
+    def creating(
+        self, caller: Caller, tdef: TableDef, specs: Mapping[str, ValueUpload]
+    ) -> AbstractAsyncContextManager[dict[str, str]]:
+        """Create files server-side for the save around which it is entered (app/uploads/creating.py)."""
+        return self.creator.creating(caller, tdef, specs)
 
     # -- verifying, promoting, saving --------------------------------------------------------------
     async def verify(
