@@ -16,7 +16,6 @@ import asyncio
 import socket
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
 from urllib.parse import unquote
 
 import aiohttp
@@ -25,25 +24,13 @@ from aiohttp.resolver import ThreadedResolver
 from yarl import URL
 
 from app.errors import AppError, BadUserInput, RemoteFetchFailed, RemoteUrlForbidden, UploadTooLarge
-from app.remote_hosts import MAX_URL_LENGTH, Origin, address_problem, admitted, origins
+from app.remote_hosts import MAX_URL_LENGTH, Fetched, Origin, address_problem, admitted, origins
 from app.settings import Settings
 
 MAX_REDIRECTS = 5
 CHUNK = 64 * 1024
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 HEADERS = {"User-Agent": "s3-direct-uploads value_upload", "Accept": "*/*", "Accept-Encoding": "identity"}
-
-
-@dataclass(frozen=True)
-class Fetched:
-    data: bytes
-    url: str  # where the bytes came from (after redirects)
-
-    @property
-    def file_name(self) -> str | None:
-        """The last segment of the URL's path, decoded; None when the path ends in `/`."""
-        segment = URL(self.url).raw_path.rsplit("/", 1)[-1]
-        return unquote(segment) or None
 
 
 class _PublicOnly(AbstractResolver):
@@ -138,7 +125,8 @@ class RemoteFetcher:
                                 f"remote_url answered HTTP {response.status} {response.reason or ''}".rstrip()
                                 + "; nothing was saved"
                             )
-                        return Fetched(await self._read(response, limit), str(target))
+                        data = await self._read(response, limit)
+                        return Fetched(data, unquote(target.raw_path.rsplit("/", 1)[-1]) or None)
                 raise RemoteFetchFailed(f"remote_url redirected more than {MAX_REDIRECTS} times")
         except AppError:
             raise

@@ -26,6 +26,14 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 @dataclass(frozen=True)
+class Fetched:
+    """A file fetched from a remote_url."""
+
+    data: bytes
+    file_name: str | None  # the last segment of the (final) URL's path, decoded; None when it ends in `/`
+
+
+@dataclass(frozen=True)
 class Origin:
     scheme: str
     host: str  # lowercase; `*.domain` for a wildcard entry; an IPv6 address without brackets

@@ -119,7 +119,10 @@ def _binary(content: str) -> bytes:
             raise BadUserInput("value_upload.content is a data: URI without its comma (data:<type>;base64,<data>)")
         if "base64" in (param.strip().lower() for param in header.split(";")[1:]):
             return _base64(data)
-        return unquote_to_bytes(data)
+        decoded = unquote_to_bytes(data)
+        if not decoded:
+            raise BadUserInput("value_upload.content is a data: URI that holds no bytes")
+        return decoded
     return _base64(text)
 
 

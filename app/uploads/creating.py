@@ -21,13 +21,13 @@ import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 from app.errors import StorageUnavailable
 from app.keys import key_prefix, new_token, quarantine_key
 from app.models import Upload
-from app.pdf import HtmlToPdf
 from app.policy import QUARANTINE_DISPOSITION, check_declared_size
-from app.remote_fetch import RemoteFetcher
+from app.remote_hosts import Fetched
 from app.sniff import SNIFF_BYTES
 from app.storage.base import ObjectHeaders, Storage
 from app.tables import PropertyDef, TableDef
@@ -38,6 +38,16 @@ from app.value_upload import Html, ValueUpload, content_of, default_name, dispos
 from app.value_upload import stored_type as type_to_store
 
 log = logging.getLogger(__name__)
+
+
+class RemoteFiles(Protocol):
+    async def fetch(self, url: str, limit: int) -> Fetched:
+        """The file at `url` (at most `limit` bytes), if the server may fetch from there (app/remote_fetch.py)."""
+
+
+class PdfRenderer(Protocol):
+    async def render(self, html: str) -> bytes:
+        """A PDF of `html`, with nothing fetched from outside (app/pdf.py)."""
 
 
 @dataclass(frozen=True)
@@ -51,10 +61,10 @@ class Created:
 
 
 class Creating:
-    def __init__(self, issuing: Issuing, storage: Storage, fetcher: RemoteFetcher, pdf: HtmlToPdf) -> None:
+    def __init__(self, issuing: Issuing, storage: Storage, remote: RemoteFiles, pdf: PdfRenderer) -> None:
         self.issuing = issuing
         self.storage = storage
-        self.fetcher = fetcher
+        self.remote = remote
         self.pdf = pdf
 
     @asynccontextmanager
@@ -87,7 +97,7 @@ class Creating:
         # Fetching and rendering cost more than a presign: they come after the caller's rate.
         await self.issuing.take_quota(caller)
         if spec.remote_url is not None:
-            fetched = await self.fetcher.fetch(spec.remote_url, limits.max_size)
+            fetched = await self.remote.fetch(spec.remote_url, limits.max_size)
             data, source_name = fetched.data, fetched.file_name
         elif isinstance(content, Html):
             data = await self.pdf.render(content.text)

@@ -8,14 +8,12 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 
 from app.models import Upload
-from app.pdf import HtmlToPdf
 from app.policy import ClientOptions
-from app.remote_fetch import RemoteFetcher
 from app.settings import Settings
 from app.storage.base import Storage
 from app.tables import PropertyDef, TableDef
 from app.uploads.catalog import Catalog
-from app.uploads.creating import Creating
+from app.uploads.creating import Creating, PdfRenderer, RemoteFiles
 from app.uploads.discarding import Discarding
 from app.uploads.issuing import Issuing
 from app.uploads.multipart import Multipart
@@ -37,6 +35,8 @@ class Uploads:
         *,
         on_promoted: Callable[[Sequence[int]], Awaitable[None]] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        remote: RemoteFiles,
+        pdf: PdfRenderer,
     ) -> None:
         self.settings = settings
         self.tables = tables
@@ -52,7 +52,7 @@ class Uploads:
         self.saver = Saving(self.catalog, self.verifying, self.promoting, clock)
         self.discarding = Discarding(storage)
         self.multipart = Multipart(self.issuing, storage)
-        self.creator = Creating(self.issuing, storage, RemoteFetcher.of(settings), HtmlToPdf())
+        self.creator = Creating(self.issuing, storage, remote, pdf)
 
     # -- lookups -----------------------------------------------------------------------------------
     def table(self, name: str) -> TableDef:
