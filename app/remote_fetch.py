@@ -71,8 +71,15 @@ class RemoteFetcher:
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.resolver = resolver
-        # System CAs (OpenSSL's defaults, SSL_CERT_FILE included), hostname checked.
-        self.ssl = ssl.create_default_context()
+        self._ssl: ssl.SSLContext | None = None
+
+    @property
+    def ssl(self) -> ssl.SSLContext:
+        """System CAs (OpenSSL's defaults, SSL_CERT_FILE included), host names checked; made at the
+        first fetch (loading the CAs takes tens of milliseconds, and most servers never fetch)."""
+        if self._ssl is None:
+            self._ssl = ssl.create_default_context()
+        return self._ssl
 
     @classmethod
     def of(cls, settings: Settings) -> RemoteFetcher:
