@@ -45,7 +45,7 @@ class Services:
             self.storage,
             on_promoted=self.queue_versions,
             remote=RemoteFetcher.of(settings),
-            pdf=HtmlToPdf(),
+            pdf=HtmlToPdf(settings.value_upload_pdf_timeout),
         )
         self.records = Records(self.uploads)
         self.versions = Versions(settings, self.tables, self.storage)

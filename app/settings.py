@@ -374,6 +374,13 @@ class Settings:
         "Most bytes one remote_url fetch reads (held in memory; the property's own limit applies too).",
         group="Uploads",
     )
+    value_upload_pdf_timeout: int = setting(
+        "VALUE_UPLOAD_PDF_TIMEOUT",
+        30,
+        integer(1, 600),
+        "Seconds the HTML of a `type: pdf` value_upload may take to render before the renderer is stopped.",
+        group="Uploads",
+    )
     # -- tables -----------------------------------------------------------------------------------
     schema_dir: Path = setting(
         "SCHEMA_DIR",

@@ -253,3 +253,15 @@ async def test_html_becomes_a_pdf_with_nothing_fetched_but_data_urls(tmp_path: P
     assert outside.startswith(b"%PDF-") and not _has_image(outside)  # nor the disk
     with_data = await renderer.render(f'<p>logo</p><img src="{inline}">')
     assert _has_image(with_data)
+
+
+async def test_html_that_would_cost_too_much_is_refused() -> None:
+    big_image = io.BytesIO()
+    Image.new("1", (5000, 4000)).save(big_image, "PNG")  # 20 megapixels in a few kilobytes
+    inline = "data:image/png;base64," + base64.b64encode(big_image.getvalue()).decode()
+    with pytest.raises(BadUserInput, match="5000x4000 pixels"):
+        await HtmlToPdf().render(f'<img src="{inline}">')
+    # Layout that outlasts the time limit: the renderer is stopped.
+    pages = "<p>" + "Lorem ipsum dolor sit amet. " * 20 + "</p>"
+    with pytest.raises(BadUserInput, match="longer than 1 s"):
+        await HtmlToPdf(timeout=1).render(pages * 4000)
