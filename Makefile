@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Reinstall whenever pyproject.toml changes.
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run worker test test-deps clamav install lint schema migration clean sweep graphiql-assets docs docs-build
+.PHONY: run worker test test-deps clamav pango install lint schema migration clean sweep graphiql-assets docs docs-build
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
-run: install clamav
+run: install clamav pango
 	$(PY) -m app.run
 
 # A standalone version worker (needs QUEUE_URL and the API's DATABASE_URL and storage settings).
@@ -35,7 +35,7 @@ test: install lint test-deps
 
 # What the browser and Apollo tests need besides Python: Debian's Chromium (driven by Playwright,
 # whose own browser download is never used) and the npm packages of tests/js, pinned by its lock file.
-test-deps: tests/js/node_modules/.package-lock.json clamav
+test-deps: tests/js/node_modules/.package-lock.json clamav pango
 	@if [ -x /usr/bin/chromium ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
 	else echo "test-deps: /usr/bin/chromium is missing and we are not root: run" \
@@ -50,6 +50,15 @@ clamav:
 		|| echo "clamav: installing clamav-daemon failed: make run has no virus scanner, the scanning tests fail" >&2; \
 	else echo "clamav: clamd is missing and we are not root: run 'sudo apt-get install -y clamav-daemon clamav'" \
 		"(without it make run has no virus scanner and the scanning tests fail)" >&2; fi
+
+# Pango, which WeasyPrint needs to render value_upload's HTML into PDF (app/pdf.py). Without it the
+# server runs, and answers such a request with PDF_RENDERER_UNAVAILABLE.
+pango:
+	@if ldconfig -p | grep -q libpangoft2-1.0.so.0; then :; \
+	elif [ "$$(id -u)" = 0 ]; then (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core) \
+		|| echo "pango: installing Pango failed: value_upload cannot render HTML to PDF" >&2; \
+	else echo "pango: Pango is missing and we are not root: run 'sudo apt-get install -y libpango-1.0-0" \
+		"libpangoft2-1.0-0 fonts-dejavu-core' (without it value_upload cannot render HTML to PDF)" >&2; fi
 
 # Reinstalled only when the lock file changes (npm writes node_modules/.package-lock.json).
 tests/js/node_modules/.package-lock.json: tests/js/package-lock.json

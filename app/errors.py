@@ -101,6 +101,24 @@ class ContentMismatch(AppError):
     code, http_status = "CONTENT_MISMATCH", 415
 
 
+class RemoteUrlForbidden(AppError):
+    """value_upload's remote_url names an origin or resolves to an address the server may not fetch from."""
+
+    code, http_status = "REMOTE_URL_FORBIDDEN", 403
+
+
+class RemoteFetchFailed(AppError):
+    """value_upload's remote_url could not be fetched: an error status, a timeout, a refused connection or TLS."""
+
+    code, http_status = "REMOTE_FETCH_FAILED", 422
+
+
+class PdfRendererUnavailable(AppError):
+    """HTML cannot be rendered to PDF on this server now (its Pango library is missing); send the PDF itself."""
+
+    code, http_status = "PDF_RENDERER_UNAVAILABLE", 503
+
+
 class Unauthenticated(AppError):
     """A token is required, or the one given is invalid or expired."""
 

@@ -193,3 +193,50 @@ def put_grant(limits: UploadLimits, key: str, expires_in: int, size: int, checks
         checksum_sha256=checksum_sha256,
         content_disposition=QUARANTINE_DISPOSITION,
     )
+
+
+# Cache-Control directives that only ever restrict caching (a client may always add them).
+_RESTRICTIVE = ("private", "no-cache", "no-store", "must-revalidate", "proxy-revalidate", "no-transform")
+_DIRECTIVE = re.compile(r"^([a-z-]{1,40})(?:=(\d{1,12}))?$")
+
+
+def _directives(value: str, what: str) -> dict[str, int | None]:
+    out: dict[str, int | None] = {}
+    for part in value.lower().split(","):
+        part = part.strip()
+        if not part:
+            continue
+        match = _DIRECTIVE.match(part)
+        if match is None:
+            raise BadUserInput(f"{what} {value[:100]!r} is not a Cache-Control value such as 'max-age=3600, private'")
+        out[match[1]] = int(match[2]) if match[2] is not None else None
+    return out
+
+
+def narrow_cache_control(own: str | None, client: str | None) -> str | None:
+    """A client's Cache-Control, when it allows no more caching than the property's own: restrictive
+    directives always; `public`, `immutable` and the stale-* ones only when the property has them;
+    `max-age` and `s-maxage` no longer than the property's. The property's restrictive directives
+    are kept whatever the client sends. Anything that would widen it is FORBIDDEN."""
+    if client is None or not client.strip():
+        return own
+    if len(client) > 255:
+        raise BadUserInput("cache_control is longer than 255 characters")
+    asked = _directives(client, "cache_control")
+    mine = _directives(own, "the property's cache_control") if own else {}
+    for name, value in asked.items():
+        if name in _RESTRICTIVE and value is None:
+            continue
+        limit = mine.get(name)
+        if name == "s-maxage" and limit is None:
+            limit = mine.get("max-age")
+        if value is None and name in mine and limit is None:
+            continue
+        if value is not None and limit is not None and value <= limit:
+            continue
+        raise Forbidden(
+            f"cache_control {name}{'' if value is None else f'={value}'} would allow more caching than this "
+            f"property's own ({own or 'none'}); it may only narrow it"
+        )
+    kept = [f"{n}" for n, v in mine.items() if n in _RESTRICTIVE and v is None and n not in asked]
+    return ", ".join([*(n if v is None else f"{n}={v}" for n, v in asked.items()), *kept])

@@ -2,8 +2,8 @@
 what each property operation does to a record's stored values.
 
 A `PropertyInputType` carries exactly one of `value`, `value_int`, `value_float`, `value_boolean`,
-`value_array`, `value_json`, `array_append`, `array_remove`, `increment`, `decrement`; with none of
-them (every field null) it clears the property, as `value: null` does.
+`value_array`, `value_json`, `value_upload`, `array_append`, `array_remove`, `increment`, `decrement`;
+with none of them (every field null) it clears the property, as `value: null` does.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 from app.errors import BadUserInput, PropertyNotFound
 from app.record_filter import MAX_INT, coerce_plain, parse_instant
 from app.tables import PropertyDef, TableDef
+from app.value_upload import ValueUpload
 
 MAX_STRING = 65_536
 MAX_ARRAY = 10_000
@@ -29,6 +30,7 @@ OPERATIONS = (
     "value_boolean",
     "value_array",
     "value_json",
+    "value_upload",
     "array_append",
     "array_remove",
     "increment",
@@ -124,11 +126,16 @@ def _bounded(value: Any, where: str) -> Any:
     return value
 
 
-def split(tdef: TableDef, writes: Sequence[PropertyWrite]) -> tuple[list[PropertyWrite], dict[str, str | None]]:
-    """Plain writes (applied to the stored values) and upload values (a URL or key to verify, or
-    None to remove the file), after checking every name and operation."""
+# An upload property's new value: an uploaded file's URL or key, a file for the server to create, or
+# None to remove the file.
+FileValue = str | ValueUpload | None
+
+
+def split(tdef: TableDef, writes: Sequence[PropertyWrite]) -> tuple[list[PropertyWrite], dict[str, FileValue]]:
+    """Plain writes (applied to the stored values) and upload values (a URL or key to verify, a
+    value_upload to create, or None to remove the file), after checking every name and operation."""
     plain: list[PropertyWrite] = []
-    files: dict[str, str | None] = {}
+    files: dict[str, FileValue] = {}
     seen: set[str] = set()
     for write in writes:
         name = write.name
@@ -141,9 +148,16 @@ def split(tdef: TableDef, writes: Sequence[PropertyWrite]) -> tuple[list[Propert
                 f"table {tdef.name!r} has no property {name[:100]!r}; it has: {', '.join(tdef.properties)}"
             )
         if pdef.is_upload:
+            if write.op == "value_upload":
+                if not isinstance(write.value, ValueUpload):
+                    raise BadUserInput(f"property {name!r}: value_upload must describe the file to create")
+                write.value.check()
+                files[name] = write.value
+                continue
             if write.op != "value":
                 raise BadUserInput(
-                    f"property {name!r} is an upload ({pdef.type}): save the uploaded file's URL or key with value"
+                    f"property {name!r} is an upload ({pdef.type}): save the uploaded file's URL or key with value, "
+                    "or create the file with value_upload"
                 )
             if write.value is not None and not isinstance(write.value, str):
                 raise BadUserInput(f"property {name!r}: value must be the uploaded file's URL or key")
@@ -159,6 +173,7 @@ def check(pdef: PropertyDef, write: PropertyWrite) -> None:
     allowed = {
         "value": PLAIN,
         "value_json": PLAIN,
+        "value_upload": ("upload", "image", "attachment"),
         "value_int": ("integer", "float"),
         "value_float": ("integer", "float"),
         "increment": ("integer", "float"),

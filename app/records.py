@@ -39,9 +39,20 @@ from app.record_filter import (
 )
 from app.record_indexes import PREFIX, property_indexes
 from app.record_sql import POSTGRES, SQLITE, select_count, select_page, select_related
-from app.record_values import KEEP, PropertyWrite, RecordChanges, apply, as_writes, external_id, split, timestamp
+from app.record_values import (
+    KEEP,
+    FileValue,
+    PropertyWrite,
+    RecordChanges,
+    apply,
+    as_writes,
+    external_id,
+    split,
+    timestamp,
+)
 from app.tables import TableDef
 from app.uploads import Caller, Uploads, UploadStatus, UploadView, Verified
+from app.value_upload import ValueUpload
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +117,14 @@ async def _select(sql: str, params: list[Any]) -> list[dict[str, Any]]:
     return await connections.get("default").execute_query_dict(sql, params)
 
 
-def _given(files: Mapping[str, str | None]) -> dict[str, str]:
-    """The upload values that name a file (null or "" clears the property instead)."""
-    return {name: value for name, value in files.items() if value}
+def _given(files: Mapping[str, FileValue]) -> dict[str, str]:
+    """The upload values that name an uploaded file (null or "" clears the property instead)."""
+    return {name: value for name, value in files.items() if isinstance(value, str) and value}
+
+
+def _to_create(files: Mapping[str, FileValue]) -> dict[str, ValueUpload]:
+    """The upload values the server creates the file of (value_upload)."""
+    return {name: value for name, value in files.items() if isinstance(value, ValueUpload)}
 
 
 def _records(rows: Sequence[Mapping[str, Any]]) -> list[Record]:
@@ -147,8 +163,12 @@ class Records:
         updated_at = self._time(changes.updated_at, "updated_at") or now
         deleted_at = self._time(changes.deleted_at, "deleted_at")
         ext = None if changes.external_id is KEEP else external_id(changes.external_id)
-        # Files are verified and promoted first; the transaction then attaches them (app/uploads/saving.py).
-        async with self.uploads.saving(caller, tdef, _given(files), None) as verified:
+        # Files are created (value_upload), verified and promoted first; the transaction then attaches
+        # them (app/uploads/creating.py, app/uploads/saving.py).
+        async with (
+            self.uploads.creating(caller, tdef, _to_create(files)) as created,
+            self.uploads.saving(caller, tdef, {**_given(files), **created}, None) as verified,
+        ):
             async with in_transaction():
                 record = await Record.create(
                     table=table,
@@ -184,8 +204,15 @@ class Records:
         tdef = self.uploads.table(found.table)
         plain, files = split(tdef, as_writes(changes.properties) + as_writes(properties))
         cleared = [name for name, value in files.items() if not value]
+        to_create = _to_create(files)
+        if to_create:
+            # Before the server fetches or renders anything for a caller who may not change the record.
+            self._check_owner(caller, found)
         now = self.uploads.clock()
-        async with self.uploads.saving(caller, tdef, _given(files), rid) as verified:
+        async with (
+            self.uploads.creating(caller, tdef, to_create) as created,
+            self.uploads.saving(caller, tdef, {**_given(files), **created}, rid) as verified,
+        ):
             async with in_transaction():
                 locked = await Record.select_for_update().get_or_none(id=rid)
                 # Checked again on the locked row: a delete may have committed since the first read.

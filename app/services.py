@@ -12,8 +12,10 @@ from tortoise.context import TortoiseContext
 
 from app import db
 from app.auth import Authenticator
+from app.pdf import HtmlToPdf
 from app.queue import Queue
 from app.records import Records
+from app.remote_fetch import RemoteFetcher
 from app.settings import Settings
 from app.storage.base import Storage
 from app.storage.s3 import S3Config, S3Storage
@@ -37,7 +39,14 @@ class Services:
         self.tables = tables if tables is not None else load_tables(settings.schema_dir)
         self.storage: Storage = storage_for(settings)
         self.queue = Queue(settings, settings.queue_url) if settings.queue_url else None
-        self.uploads = Uploads(settings, self.tables, self.storage, on_promoted=self.queue_versions)
+        self.uploads = Uploads(
+            settings,
+            self.tables,
+            self.storage,
+            on_promoted=self.queue_versions,
+            remote=RemoteFetcher.of(settings),
+            pdf=HtmlToPdf(settings.value_upload_pdf_timeout),
+        )
         self.records = Records(self.uploads)
         self.versions = Versions(settings, self.tables, self.storage)
         self.auth = Authenticator(settings)

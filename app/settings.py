@@ -7,7 +7,9 @@ declarations (`describe()`), so the two cannot drift. Nothing else in the app re
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import timedelta
@@ -162,6 +164,52 @@ def pem_public_key(name: str, raw: str) -> Secret:
     return Secret(raw.strip().replace("\\n", "\n"))
 
 
+def remote_origins(name: str, raw: str) -> tuple[str, ...]:
+    """Comma-separated origins as `scheme://host:port` (host may be `*.domain`): a bare `host` or
+    `host:port` is https (port 443 unless given); `http://host[:port]` allows plain HTTP there."""
+    entries: list[str] = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        scheme, sep, rest = item.partition("://")
+        if not sep:
+            scheme, rest = "https", item
+        scheme = scheme.lower()
+        if scheme not in ("http", "https") or not rest or any(c in "/?#@\\" or c.isspace() for c in rest):
+            raise SettingsError(
+                f"{name}: {item!r} must be host, host:port, *.domain or http(s)://host[:port] (no path)"
+            )
+        if rest.startswith("["):
+            host, _, port = rest[1:].partition("]")
+            port = port.removeprefix(":")
+        elif rest.count(":") == 1:
+            host, port = rest.split(":")
+        else:
+            host, port = rest, ""
+        host = host.lower().rstrip(".")
+        if port and (not port.isdigit() or not 1 <= int(port) <= 65535):
+            raise SettingsError(f"{name}: {item!r} has a bad port")
+        base = host.removeprefix("*.")
+        if not (_HOST.fullmatch(base) or (base == host and _is_ip(host))):
+            raise SettingsError(f"{name}: {item!r} does not name a host (use its ASCII, punycode form)")
+        if base != host and ("." not in base or _is_ip(base)):
+            raise SettingsError(f"{name}: {item!r}: a wildcard stands for the subdomains of a domain (*.example.com)")
+        shown = f"[{host}]" if ":" in host else host
+        entries.append(f"{scheme}://{shown}:{port or (443 if scheme == 'https' else 80)}")
+    return tuple(dict.fromkeys(entries))
+
+
+_HOST = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Variable:
     """How one setting is read: its variable, parser, description, and the variables it falls back to."""
@@ -300,6 +348,38 @@ class Settings:
         "Port of the S3 endpoint of the embedded storage (SeaweedFS) that `make run` starts when no storage is "
         "configured; its other ports are picked free.",
         group="Storage",
+    )
+    # -- value_upload: files the server creates -------------------------------------------------
+    value_upload_remote_hosts: tuple[str, ...] = setting(
+        "VALUE_UPLOAD_REMOTE_HOSTS",
+        (),
+        remote_origins,
+        "Where `value_upload.remote_url` may fetch from, comma-separated: `host` or `host:port` (https; port 443 "
+        "unless given), `*.example.com` (its subdomains), `http://host[:port]` (plain HTTP to that origin). A name "
+        "must resolve to public addresses only; an IP address is reached only when listed as such. Empty: "
+        "remote_url is refused.",
+        group="Uploads",
+    )
+    value_upload_remote_timeout: int = setting(
+        "VALUE_UPLOAD_REMOTE_TIMEOUT",
+        10,
+        integer(1, 300),
+        "Seconds one remote_url fetch may take in all: connecting, redirects and reading the file.",
+        group="Uploads",
+    )
+    value_upload_remote_max_bytes: int = setting(
+        "VALUE_UPLOAD_REMOTE_MAX_BYTES",
+        26_214_400,
+        integer(1024, 1024**3),
+        "Most bytes one remote_url fetch reads (held in memory; the property's own limit applies too).",
+        group="Uploads",
+    )
+    value_upload_pdf_timeout: int = setting(
+        "VALUE_UPLOAD_PDF_TIMEOUT",
+        30,
+        integer(1, 600),
+        "Seconds the HTML of a `type: pdf` value_upload may take to render before the renderer is stopped.",
+        group="Uploads",
     )
     # -- tables -----------------------------------------------------------------------------------
     schema_dir: Path = setting(

@@ -1022,3 +1022,113 @@ query get($id: ID!) {
     }
   }
 }"""
+
+# -- value_upload: files the server creates -------------------------------------------------------------
+
+# docs: user-uploads/generating-uploading-pdf.liquid, step 2 (app/graphql/generate_pdf.graphql): HTML in
+# `content`, rendered into a PDF; the same shape as platformos-examples' modules/pdf_generation/public/graphql/generate_pdf.graphql
+GENERATE_PDF = """
+mutation {
+  record_create(
+    record: {
+      table: "model_with_upload"
+      properties: [ {
+        name: "the_upload"
+        value_upload: {
+          type: pdf
+          content: "<html><head><title>Test PDF</title></head><body><h1>This will be the content of the pdf</h1></body></html>"
+        }
+      } ]
+    }
+  ) {
+    id
+    url: property_upload(name:"the_upload", expires_in: 600) {
+      extension
+      file_name
+      url
+      versions
+    }
+  }
+}"""
+
+# docs: user-uploads/generating-uploading-pdf.liquid, step 3 (app/graphql/get_pdf_requests.graphql)
+GET_PDF_REQUESTS = """
+query($id: ID) {
+  records(
+    per_page: 3
+    filter: {
+      id: { value: $id } # use this if the id is known
+      table: { value: "model_with_upload" }
+    }
+  ) {
+    results {
+      id
+      url: property_upload(name:"the_upload", expires_in: 600) {
+        extension
+        file_name
+        url
+        versions
+      }
+    }
+  }
+}"""
+
+# pos-modules: pos-module-reports/modules/reports/public/graphql/documents/create_with_content.graphql (a CSV
+# export: plain text, its type and a download name given by the caller). The module reads back
+# `property_upload(name: "file")`, a property its table does not have; here the upload property's own name.
+DOCUMENT_CREATE_WITH_CONTENT = """
+mutation create_with_content(
+  $creator_id: String!
+  $content: String!
+  $object_uuid: String!
+  $document_type: String!
+  $content_type: String
+  $cache_control: String
+  $content_disposition: String
+) {
+  record: record_create(
+    record: {
+      table: "document"
+      properties: [
+        { name: "creator_id" value: $creator_id }
+        {
+          name: "document"
+          value_upload: {
+            acl: private
+            content: $content
+            type: plain
+            content_type: $content_type
+            content_disposition: $content_disposition
+            cache_control: $cache_control
+          }
+        }
+        { name: "object_uuid" value: $object_uuid }
+        { name: "document_type" value: $document_type }
+      ]
+    }) {
+    id
+    file: property_upload(name: "document", expires_in: 5) { url }
+  }
+}"""
+
+# An image fetched by the server from a URL: platformOS's remote_url (release notes of 4 October 2021), in
+# the shape of the CRUD generator's create.graphql, with the URL as a variable.
+IMAGE_FROM_REMOTE_URL = """
+mutation create($remote_url: String!) {
+  record: record_create(
+    record: {
+      table: "uploads"
+      properties: [
+        { name: "upload" value_upload: { type: image, remote_url: $remote_url, acl: public } }
+      ]
+    }
+  ){
+    id
+    file: property_upload(name: "upload") {
+      file_name
+      extension
+      url
+      versions
+    }
+  }
+}"""

@@ -19,7 +19,18 @@ USE_CASES = [
     ROOT / "app" / "policy.py",
     ROOT / "app" / "keys.py",
 ]
-ADAPTERS = ("aioboto3", "aiobotocore", "boto3", "botocore", "aiohttp", "app.storage.s3", "app.storage.azure")
+ADAPTERS = (
+    "aioboto3",
+    "aiobotocore",
+    "boto3",
+    "botocore",
+    "aiohttp",
+    "weasyprint",
+    "app.storage.s3",
+    "app.storage.azure",
+    "app.remote_fetch",
+    "app.pdf",
+)
 
 
 def imported(path: Path) -> set[str]:

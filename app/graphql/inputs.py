@@ -18,6 +18,7 @@ from app.graphql.scalars import BigInt, JSONDate, JSONPayload, PropertyName
 from app.policy import ClientOptions
 from app.record_values import KEEP, OPERATIONS, RecordChanges, property_write
 from app.uploads import ExactUpload
+from app.value_upload import ValueUpload
 
 # Nesting of a filter or sort given as plain data; the use case allows far less (app/record_filter.py).
 MAX_PLAIN_DEPTH = 32
@@ -210,6 +211,71 @@ class CompletedPartInput:
 # -- record writes -------------------------------------------------------------------------------
 
 
+@strawberry.enum(description="Who may read a file created with value_upload.")
+class PropertyUploadACL(Enum):
+    private = "private"
+    public = "public"
+
+
+@strawberry.enum(description="Type for upload data")
+class ValueUploadInputTypeEnum(Enum):
+    image = strawberry.enum_value(
+        "image", description="An image: content is its bytes as a data: URI or base64; versions are built"
+    )
+    pdf = strawberry.enum_value(
+        "pdf", description="A PDF: content is HTML to render (or the PDF itself as a data: URI or base64)"
+    )
+    plain = strawberry.enum_value("plain", description="The content's text as it is, without any processing")
+
+
+@strawberry.input(
+    description="A file the server creates and saves into the property, from content or remote_url; it is "
+    "verified like any upload and the property's limits apply (the options here can only narrow them)."
+)
+class ValueUploadInput:
+    type: ValueUploadInputTypeEnum
+    content: str | None = strawberry.field(
+        default=None, description="The file's data (see type), bounded by the request size; required unless remote_url."
+    )
+    remote_url: str | None = strawberry.field(
+        default=None,
+        description="Where the server fetches the file from (only origins VALUE_UPLOAD_REMOTE_HOSTS lists); "
+        "takes precedence over content.",
+    )
+    file_path: str | None = strawberry.field(
+        default=None,
+        description="The file's name (its last segment; keys are the server's). Default: the property's name.",
+    )
+    acl: PropertyUploadACL | None = strawberry.field(
+        default=PropertyUploadACL.private, description="Default private; public only where the property is public."
+    )
+    content_type: str | None = strawberry.field(
+        default=None, description="The file's type, checked against its bytes; default: what the bytes show."
+    )
+    content_disposition: str | None = strawberry.field(
+        default=None, description='inline or attachment, optionally with a name: attachment; filename="report.csv"'
+    )
+    cache_control: str | None = strawberry.field(
+        default=None, description="Cache-Control; it can only narrow the property's own."
+    )
+    synchronous: bool | None = strawberry.field(
+        default=False, description="Accepted: the file is always created before the mutation answers."
+    )
+
+    def domain(self) -> ValueUpload:
+        return ValueUpload(
+            type=str(self.type.value),
+            content=self.content,
+            remote_url=self.remote_url,
+            file_path=self.file_path,
+            acl=None if self.acl is None else self.acl.value,
+            content_type=self.content_type,
+            content_disposition=self.content_disposition,
+            cache_control=self.cache_control,
+            synchronous=bool(self.synchronous),
+        )
+
+
 @strawberry.input(description="One property to write: give one of the value fields or operations (none: clear it).")
 class PropertyInputType:
     name: str
@@ -219,10 +285,19 @@ class PropertyInputType:
     value_float: float | None = None
     value_int: int | None = None
     value_json: JSONPayload | None = None
+    value_upload: ValueUploadInput | None = strawberry.field(
+        default=None, description="Create the file server-side (an upload property)."
+    )
     array_append: str | None = strawberry.field(default=None, description="Add to the end of an array property.")
     array_remove: str | None = strawberry.field(default=None, description="Remove from an array property.")
     increment: float | None = None
     decrement: float | None = None
+
+    def operations(self) -> dict[str, Any]:
+        given = {op: getattr(self, op) for op in OPERATIONS}
+        if self.value_upload is not None:
+            given["value_upload"] = self.value_upload.domain()
+        return given
 
 
 def _given(value: Any) -> Any:
@@ -245,11 +320,7 @@ class RecordInputType:
     id: strawberry.ID | None = strawberry.UNSET
 
     def changes(self) -> RecordChanges:
-        writes = tuple(
-            property_write(p.name, {op: getattr(p, op) for op in OPERATIONS})
-            for p in self.properties or []
-            if p is not None
-        )
+        writes = tuple(property_write(p.name, p.operations()) for p in self.properties or [] if p is not None)
         return RecordChanges(
             properties=writes,
             table=self.table,

@@ -13,6 +13,7 @@ from app.settings import Settings
 from app.storage.base import Storage
 from app.tables import PropertyDef, TableDef
 from app.uploads.catalog import Catalog
+from app.uploads.creating import Creating, PdfRenderer, RemoteFiles
 from app.uploads.discarding import Discarding
 from app.uploads.issuing import Issuing
 from app.uploads.multipart import Multipart
@@ -21,6 +22,7 @@ from app.uploads.resolving import Resolving
 from app.uploads.saving import Saving, versions_for
 from app.uploads.values import Caller, ExactUpload, PresignedUpload, UploadView, Verified, utcnow
 from app.uploads.verifying import Verifying
+from app.value_upload import ValueUpload
 from app.version_spec import VersionSpec
 
 
@@ -33,6 +35,8 @@ class Uploads:
         *,
         on_promoted: Callable[[Sequence[int]], Awaitable[None]] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        remote: RemoteFiles,
+        pdf: PdfRenderer,
     ) -> None:
         self.settings = settings
         self.tables = tables
@@ -48,6 +52,7 @@ class Uploads:
         self.saver = Saving(self.catalog, self.verifying, self.promoting, clock)
         self.discarding = Discarding(storage)
         self.multipart = Multipart(self.issuing, storage)
+        self.creator = Creating(self.issuing, storage, remote, pdf)
 
     # -- lookups -----------------------------------------------------------------------------------
     def table(self, name: str) -> TableDef:
@@ -76,6 +81,13 @@ class Uploads:
         self, caller: Caller, table: str, prop: str, accepts: Iterable[str], client: ClientOptions, put: ExactUpload
     ) -> PresignedUpload:
         return await self.issuing.presign_put(caller, table, prop, accepts, client, put)
+
+    # -- creating (value_upload) -------------------------------------------------------------------
+    def creating(
+        self, caller: Caller, tdef: TableDef, specs: Mapping[str, ValueUpload]
+    ) -> AbstractAsyncContextManager[dict[str, str]]:
+        """Create files server-side for the save around which it is entered (app/uploads/creating.py)."""
+        return self.creator.creating(caller, tdef, specs)
 
     # -- verifying, promoting, saving --------------------------------------------------------------
     async def verify(
