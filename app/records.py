@@ -204,10 +204,8 @@ class Records:
         tdef = self.uploads.table(found.table)
         plain, files = split(tdef, as_writes(changes.properties) + as_writes(properties))
         cleared = [name for name, value in files.items() if not value]
+        # (The access check above also runs before the server fetches or renders anything for value_upload.)
         to_create = _to_create(files)
-        if to_create:
-            # Before the server fetches or renders anything for a caller who may not change the record.
-            self._check_owner(caller, found)
         now = self.uploads.clock()
         async with (
             self.uploads.creating(caller, tdef, to_create) as created,

@@ -110,7 +110,7 @@ def assets_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def assets(harness_factory: Any, assets_dir: Path) -> Harness:
-    harness: Harness = await harness_factory(SCHEMA_DIR=str(assets_dir))
+    harness: Harness = await harness_factory(ANONYMOUS_READS="all", SCHEMA_DIR=str(assets_dir))
     return harness
 
 
@@ -125,7 +125,7 @@ async def origin() -> AsyncIterator[Origin]:
 
 @pytest.mark.backends("moto", "seaweedfs")
 async def test_an_image_from_content_gets_its_versions(harness_factory: Any, queue_url: str) -> None:  # noqa: F811
-    h: Harness = await harness_factory(QUEUE_URL=queue_url, **FAST)
+    h: Harness = await harness_factory(ANONYMOUS_READS="all", QUEUE_URL=queue_url, **FAST)
     jpeg = files.jpeg(120, 80)
     created = await create(
         h,
@@ -171,7 +171,7 @@ async def test_an_image_as_bare_base64_with_acl_public_is_served_unsigned(h: Har
 
 @pytest.mark.backends("moto", "seaweedfs")
 async def test_a_pdf_from_html_as_platformos_guide_makes_it(harness_factory: Any) -> None:
-    pos: Harness = await harness_factory(SCHEMA_DIR=str(docs.SCHEMA_DIR))
+    pos: Harness = await harness_factory(ANONYMOUS_READS="all", SCHEMA_DIR=str(docs.SCHEMA_DIR))
     made = (await pos.ok(docs.GENERATE_PDF))["record_create"]
     assert (made["url"]["extension"], made["url"]["file_name"], made["url"]["versions"]) == (
         "pdf",
@@ -211,7 +211,7 @@ async def test_a_pdf_from_its_own_bytes(h: Harness) -> None:
 
 @pytest.mark.backends("moto", "seaweedfs")
 async def test_plain_text_as_the_reports_module_sends_it(harness_factory: Any) -> None:
-    pos: Harness = await harness_factory(SCHEMA_DIR=str(docs.SCHEMA_DIR))
+    pos: Harness = await harness_factory(ANONYMOUS_READS="all", SCHEMA_DIR=str(docs.SCHEMA_DIR))
     csv = "name,city\nZoë,Kraków\n"
     variables = {
         "creator_id": "7",
@@ -408,7 +408,9 @@ async def test_remote_url_fetches_from_an_allowlisted_origin(harness_factory: An
     png = files.png()
     origin.files["cat.png"] = (png, "text/html")  # what the origin claims plays no part
     pos: Harness = await harness_factory(
-        SCHEMA_DIR=str(docs.SCHEMA_DIR), VALUE_UPLOAD_REMOTE_HOSTS=origin.base.replace("https://", "")
+        ANONYMOUS_READS="all",
+        SCHEMA_DIR=str(docs.SCHEMA_DIR),
+        VALUE_UPLOAD_REMOTE_HOSTS=origin.base.replace("https://", ""),
     )
     # Through a redirect to another path of the same origin, checked again.
     url = origin.url("/redirect?to=/files/cat.png")
@@ -427,7 +429,9 @@ async def test_remote_url_over_https(harness_factory: Any, tmp_path: Path, monke
         jpeg = files.jpeg()
         tls_origin.files["photo.jpg"] = (jpeg, "image/jpeg")
         host = tls_origin.base.removeprefix("https://")
-        h: Harness = await harness_factory(VALUE_UPLOAD_REMOTE_HOSTS=host)  # a bare host:port is https
+        h: Harness = await harness_factory(
+            ANONYMOUS_READS="all", VALUE_UPLOAD_REMOTE_HOSTS=host
+        )  # a bare host:port is https
         created = await create(
             h, "photos", "image", value_upload("image", type="image", remote_url=tls_origin.url("/files/photo.jpg"))
         )
@@ -443,12 +447,13 @@ async def test_remote_url_over_https(harness_factory: Any, tmp_path: Path, monke
 
 async def test_remote_url_is_off_unless_the_origin_is_allowlisted(harness_factory: Any, origin: Origin) -> None:
     origin.files["a.png"] = (files.png(), "image/png")
-    off: Harness = await harness_factory()
+    off: Harness = await harness_factory(ANONYMOUS_READS="all")
     spec = value_upload("image", type="image", remote_url=origin.url("/files/a.png"))
     assert await refused(off, "photos", "image", spec) == "REMOTE_URL_FORBIDDEN"
     other_port = origin.base.rsplit(":", 1)[0] + ":1"
     elsewhere: Harness = await harness_factory(
-        VALUE_UPLOAD_REMOTE_HOSTS=f"{other_port},https://127.0.0.1:{origin.base.rsplit(':', 1)[1]}"
+        ANONYMOUS_READS="all",
+        VALUE_UPLOAD_REMOTE_HOSTS=f"{other_port},https://127.0.0.1:{origin.base.rsplit(':', 1)[1]}",
     )
     assert await refused(elsewhere, "photos", "image", spec) == "REMOTE_URL_FORBIDDEN"
     for bad in ("ftp://127.0.0.1/a.png", "file:///etc/passwd", "not a url", "http://user:pw@127.0.0.1/a.png"):
@@ -465,7 +470,9 @@ async def test_a_name_resolving_to_loopback_and_a_redirect_to_a_forbidden_host_a
 ) -> None:
     origin.files["a.png"] = (files.png(), "image/png")
     port = origin.base.rsplit(":", 1)[1]
-    h: Harness = await harness_factory(VALUE_UPLOAD_REMOTE_HOSTS=f"{origin.base},http://localhost:{port}")
+    h: Harness = await harness_factory(
+        ANONYMOUS_READS="all", VALUE_UPLOAD_REMOTE_HOSTS=f"{origin.base},http://localhost:{port}"
+    )
     by_name = value_upload("image", type="image", remote_url=f"http://localhost:{port}/files/a.png")
     assert await refused(h, "photos", "image", by_name) == "REMOTE_URL_FORBIDDEN"
     assert origin.requests == []  # refused once resolved, before connecting
@@ -483,7 +490,9 @@ async def test_a_name_resolving_to_loopback_and_a_redirect_to_a_forbidden_host_a
 async def test_a_remote_file_over_the_limit_stops_the_reading(
     harness_factory: Any, assets_dir: Path, origin: Origin
 ) -> None:
-    h: Harness = await harness_factory(SCHEMA_DIR=str(assets_dir), VALUE_UPLOAD_REMOTE_HOSTS=origin.base)
+    h: Harness = await harness_factory(
+        ANONYMOUS_READS="all", SCHEMA_DIR=str(assets_dir), VALUE_UPLOAD_REMOTE_HOSTS=origin.base
+    )
     endless = value_upload("file", type="plain", remote_url=origin.url("/endless"))
     assert await refused(h, "assets", "file", endless) == "UPLOAD_TOO_LARGE"
     await origin.stream_ended.wait()
@@ -499,7 +508,9 @@ async def test_a_remote_file_over_the_limit_stops_the_reading(
 
 
 async def test_a_slow_or_missing_remote_file_is_a_clear_failure(harness_factory: Any, origin: Origin) -> None:
-    h: Harness = await harness_factory(VALUE_UPLOAD_REMOTE_HOSTS=origin.base, VALUE_UPLOAD_REMOTE_TIMEOUT=1)
+    h: Harness = await harness_factory(
+        ANONYMOUS_READS="all", VALUE_UPLOAD_REMOTE_HOSTS=origin.base, VALUE_UPLOAD_REMOTE_TIMEOUT=1
+    )
     started = time.monotonic()
     body = await h.gql(
         CREATE,
