@@ -41,6 +41,8 @@ FAST = {
     "VERSION_RETRY_BASE_SECONDS": 0,  # scans retry after MIN_RETRY_SECONDS (1 s)
     "RECONCILE_INTERVAL": 1,
     "RECONCILE_AFTER": 600,  # off unless a test turns it on
+    # documents are `read: owner`: in anonymous mode only this reads them back (set where access rules exist).
+    "ANONYMOUS_READS": "all",
 }
 
 ARCHIVES = """name: archives
