@@ -117,10 +117,12 @@ def observe_scan(outcome: str, seconds: float, size: int = 0) -> None:
         SCANNED_BYTES.inc(size)
 
 
-def set_scan_gauges(pending: int | None, scanner_up: bool) -> None:
-    if pending is not None:
-        SCANS_PENDING.set(pending)
-    SCANNER_UP.set(1 if scanner_up else 0)
+def set_scanner_up(up: bool) -> None:
+    SCANNER_UP.set(1 if up else 0)
+
+
+def set_scans_pending(count: int) -> None:
+    SCANS_PENDING.set(count)
 
 
 def observe_queue_lag(seconds: float) -> None:

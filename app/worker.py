@@ -255,8 +255,8 @@ def scan_gauges(scans: Scans) -> Callable[[], Coroutine[Any, Any, None]]:
     """What a scrape of /metrics refreshes first: the files waiting for a scan, and whether clamd answers."""
 
     async def refresh() -> None:
-        up = await scans.probe() == "ok"
-        metrics.set_scan_gauges(await scans.pending(), up)
+        metrics.set_scanner_up(await scans.probe() == "ok")
+        metrics.set_scans_pending(await scans.pending())  # the database down: the scrape answers all the same
 
     return refresh
 

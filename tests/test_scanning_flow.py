@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from app.models import Upload, UploadVersion
 from app.queue import create_queue
 from app.scanning import CHANGED
 from app.settings import ROOT, Settings
+from app.sweep import SweepConfig, Sweeper
 from app.worker import Worker, stop_gracefully
 from tests import files
 from tests.conftest import Harness, MotoServer, free_port, post_form
@@ -353,6 +355,38 @@ async def test_a_file_changed_in_quarantine_after_its_save_is_not_served(
     assert (record["upload"]["scan_status"], record["upload"]["scan_result"]) == ("failed", CHANGED)
     assert_unserved(record, "file")
     assert await token_keys(h, saved["id"]) == []
+
+
+async def test_the_sweep_empties_a_refused_files_quarantine_and_keeps_a_waiting_ones(
+    harness_factory: Any, queue_url: str, schema: Path, clamd: EmbeddedClamd
+) -> None:
+    h = await harness_factory(QUEUE_URL=queue_url, SCHEMA_DIR=str(schema), CLAMD_ADDRESS=where(clamd), **FAST)
+    services = h.app.state.services
+    answer = await h.ok(
+        ATTACHMENT_PRESIGN, {"table": "archives", "prop": "file", "type": "application/pdf", "name": "x.pdf"}
+    )
+    presigned = answer["attachment_presign_url"]
+    assert (await post_form(presigned, pdf_with(EICAR), "x.pdf", "application/pdf")).status_code == 201
+    variables = {"table": "archives", "prop": "file", "props": [{"name": "file", "value": presigned["url"]}]}
+    refused = (await h.ok(SAVE, variables))["record_create"]
+    waiting = await save(h, "archives", "file", files.pdf(), "w.pdf", "application/pdf")  # never scanned here
+    upload = await Upload.get(record_id=int(refused["id"]))
+    assert (await services.scans.process(upload.id)).outcome == "infected"
+    # The presign is still valid: the client writes to its quarantine key again.
+    assert (await post_form(presigned, pdf_with(EICAR), "x.pdf", "application/pdf")).status_code == 201
+    assert len(await token_keys(h, refused["id"])) == 1
+    sweeper = Sweeper(services.storage, services.uploads, SweepConfig(grace=timedelta(hours=1)))
+    report = await sweeper.run_once(datetime.now(UTC) + timedelta(days=1))
+    assert report.settled == 1
+    assert await token_keys(h, refused["id"]) == []
+    row = await Upload.get(id=upload.id)
+    assert (row.promotion, row.scan_status, row.scan_result) == ("settled", "infected", EICAR_FOUND)
+    record = await read(h, refused["id"], "file")
+    assert record["upload"]["scan_status"] == "infected"
+    assert_unserved(record, "file")  # settled, and still never served
+    # The file still waiting for its scan keeps its quarantined object.
+    assert len(await token_keys(h, waiting["id"])) == 1
+    assert (await Upload.get(record_id=int(waiting["id"]))).promotion == "pending"
 
 
 # --- the scanner away ----------------------------------------------------------------------
