@@ -93,10 +93,6 @@ class Scans:
         # repeated by another worker at worst, and both commit the same verdict once.
         self.lease = timedelta(seconds=settings.version_lease_seconds + settings.clamd_scan_timeout)
 
-    @property
-    def where(self) -> str:
-        return self.scanner.where if self.scanner is not None else "no scanner (CLAMD_ADDRESS is not set)"
-
     def backoff(self, attempts: int) -> int:
         delay = self.settings.version_retry_base_seconds * 2 ** max(attempts - 1, 0)
         return max(MIN_RETRY_SECONDS, min(delay, MAX_RETRY_SECONDS))
@@ -117,7 +113,7 @@ class Scans:
             return await self._busy(upload_id, now)
         retrying = False
         try:
-            scanned = None
+            scanned: ScanOutcome | None = None
             if upload.scan_status == ScanState.PENDING:
                 scanned = await self._scan(upload)
                 if scanned.outcome != ScanState.CLEAN:
@@ -161,12 +157,14 @@ class Scans:
     async def _commit_verdict(self, upload: Upload, state: ScanState, detail: str | None) -> None:
         """The one place a verdict is written. Clean waits for its promotion; infected and failed are
         final: the upload is refused, its quarantined object deleted and its versions never built."""
-        changes: dict[str, object] = {"scan_status": state, "scan_result": detail[:_RESULT_MAX] if detail else None}
+        result = detail[:_RESULT_MAX] if detail else None
+        changes: dict[str, object] = {"scan_status": state, "scan_result": result}
         if state != ScanState.CLEAN:
             changes["promotion"] = Promotion.REFUSED
         if await _waiting_rows(upload.id, ScanState.PENDING).update(**changes) != 1:
             return  # released by its record meanwhile: its discard removes everything
-        upload.scan_status, upload.scan_result = state, changes["scan_result"]  # type: ignore[assignment]
+        upload.scan_status = state
+        upload.scan_result = result  # type: ignore[assignment]  # Tortoise types a nullable TextField as str
         if state == ScanState.CLEAN:
             return
         upload.promotion = Promotion.REFUSED
