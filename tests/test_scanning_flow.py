@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import subprocess
 import sys
@@ -25,9 +26,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.embedded.clamd import EICAR, EICAR_FOUND, EmbeddedClamd
 from app.models import Upload, UploadVersion
 from app.queue import create_queue
-from app.scanning import CHANGED
+from app.run import scanner_line
+from app.scanning import CHANGED, notice
 from app.settings import ROOT, Settings
 from app.sweep import SweepConfig, Sweeper
+from app.tables import load_tables
 from app.worker import Worker, stop_gracefully
 from tests import files
 from tests.conftest import Harness, MotoServer, free_port, post_form
@@ -610,6 +613,34 @@ async def test_a_50_mb_file_is_streamed_with_the_workers_memory_bounded(
 
 
 # --- make run -------------------------------------------------------------------------------
+
+
+def test_what_the_start_up_says_about_scanning(tmp_path: Path) -> None:
+    shipped = load_tables(ROOT / "app" / "schema")
+    base = {"S3_BUCKET": "b"}
+    with_all = Settings.from_env(base | {"CLAMD_ADDRESS": "10.0.0.5:3310", "QUEUE_URL": "http://q/1/jobs"})
+    assert scanner_line(with_all.with_changes(run_worker=True), shipped) == (
+        "clamd at 10.0.0.5:3310; the worker beside the API scans files saved into documents.resume"
+    )
+    assert scanner_line(with_all, shipped) == (
+        "clamd at 10.0.0.5:3310; a standalone worker (make worker) scans files saved into documents.resume"
+    )
+    no_queue = Settings.from_env(base | {"CLAMD_ADDRESS": "/run/clamav/clamd.ctl"})
+    assert scanner_line(no_queue, shipped) == (
+        "clamd at /run/clamav/clamd.ctl; files saved into documents.resume stay pending: no queue (QUEUE_URL)"
+        " carries their scans"
+    )
+    assert notice(no_queue, shipped) == (
+        logging.WARNING,
+        "QUEUE_URL is not set: files saved into documents.resume stay pending, never served, until a queue and a"
+        " worker scan them",
+    )
+    assert notice(with_all, shipped) == (
+        logging.INFO,
+        "files saved into documents.resume are scanned by clamd at 10.0.0.5:3310",
+    )
+    unscanned = {name: t for name, t in shipped.items() if name != "documents"}
+    assert scanner_line(with_all, unscanned) is None and notice(with_all, unscanned) is None
 
 
 def test_make_run_without_clamd_says_scanned_files_stay_pending(tmp_path: Path) -> None:
