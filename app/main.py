@@ -25,14 +25,16 @@ from app.graphql.context import Context
 from app.graphql.http import GraphQLView
 from app.graphql.schema import build_schema
 from app.http_errors import exception_handlers
-from app.metrics import ObserveMiddleware, count_mutations, metrics_endpoint
+from app.metrics import ObserveMiddleware, count_mutations
+from app.metrics import endpoint as metrics_endpoint
 from app.rest import RestApi
 from app.runtime import startup_objects_frozen
+from app.scanning import notice as scanning_notice
 from app.services import Services
 from app.settings import ROOT, Settings
 from app.sweep import housekeeping
 from app.tables import TableDef, load_tables
-from app.worker import Worker, stop_gracefully
+from app.worker import Worker, scan_gauges, stop_gracefully
 
 log = logging.getLogger("app")
 
@@ -75,6 +77,8 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
     log.info("%s", services.records.access.summary())
     for note in services.records.access.notes():
         log.warning("%s", note)
+    if said := scanning_notice(settings, tables):
+        log.log(*said)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -82,7 +86,9 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
             await services.records.ensure_indexes()
             worker = None
             if services.queue is not None:
-                worker = Worker(settings, services.versions, services.queue, periodic=housekeeping(services))
+                worker = Worker(
+                    settings, services.versions, services.queue, scans=services.scans, periodic=housekeeping(services)
+                )
             task = asyncio.create_task(worker.run()) if worker and settings.run_worker else None
             try:
                 with startup_objects_frozen():
@@ -110,6 +116,11 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
         except AppError as exc:
             checks["storage"] = f"unavailable: {exc.message}"
         ready = all(v == "ok" for v in checks.values())
+        # Shown, not required: without clamd the API still saves files (they wait, unserved, for their
+        # scan), so a scanner outage must not take every API instance out of its load balancer.
+        scanner = await services.scans.probe()
+        if scanner is not None:
+            checks["scanner"] = scanner
         return JSONResponse(
             {"status": "ready" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503
         )
@@ -139,7 +150,7 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
             Route("/", demo_page),
             # GraphiQL's vendored bundle is 3.5 MB; gzip takes it to about 1 MB over the wire.
             Mount("/static", GZipMiddleware(StaticFiles(directory=STATIC_DIR), minimum_size=1024), name="static"),
-            Route("/metrics", metrics_endpoint),
+            Route("/metrics", metrics_endpoint(scan_gauges(services.scans))),
         ],
         middleware=middleware,
         # Error responses, GraphQL-shaped on /graphql and REST-shaped elsewhere (app/http_errors.py).

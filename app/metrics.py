@@ -1,17 +1,19 @@
 """Prometheus metrics of this process, and the hooks other parts call to record them.
 
 The API records presigns, saves and request latency itself (count_mutations, ObserveMiddleware);
-the version worker calls `observe_version_job` and `observe_queue_lag`.
+the worker calls `observe_version_job`, `observe_scan` and `observe_queue_lag`. The gauges of the
+virus scan (files waiting, scanner up) are set just before each scrape (`endpoint(refresh)`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from graphql import FieldNode, GraphQLError, get_operation_ast
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -61,6 +63,35 @@ QUEUE_LAG_SECONDS = Histogram(
     registry=REGISTRY,
     buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0),
 )
+SCANS = Counter(
+    "uploads_scans",
+    "Virus scans by outcome: clean, infected, failed (clamd cannot scan it, or the file changed), unavailable"
+    " (the scanner or storage could not be reached: retried), error (a bug or the database: retried).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+SCAN_SECONDS = Histogram(
+    "uploads_scan_duration_seconds",
+    "Time to stream one file from storage to clamd and get its verdict, by verdict.",
+    ["outcome"],
+    registry=REGISTRY,
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
+SCANNED_BYTES = Counter(
+    "uploads_scanned_bytes", "Bytes streamed to clamd by scans that got a verdict.", registry=REGISTRY
+)
+SCANS_PENDING = Gauge(
+    "uploads_scans_pending",
+    "Saved files waiting for their virus scan (unserved), counted at this scrape.",
+    registry=REGISTRY,
+)
+SCANNER_UP = Gauge(
+    "uploads_scanner_up",
+    "1 when clamd answered PING at this scrape; 0 when it did not, or when no scanner is configured.",
+    registry=REGISTRY,
+)
+_SCAN_OUTCOMES = frozenset({"clean", "infected", "failed", "unavailable", "error"})
+_VERDICTS = frozenset({"clean", "infected", "failed"})
 
 PRESIGN_MUTATIONS = frozenset({"attachment_presign_url", "image_presign_url", "property_upload_presigned_url"})
 SAVE_MUTATIONS = frozenset({"record_create", "record_update", "record_delete"})
@@ -74,6 +105,24 @@ def observe_version_job(seconds: float, *, ok: bool, reason: str | None = None, 
     VERSION_JOB_SECONDS.labels("ok" if ok else "error").observe(seconds)
     if not ok:
         VERSION_JOB_FAILURES.labels(reason or "unknown", "true" if final else "false").inc()
+
+
+def observe_scan(outcome: str, seconds: float, size: int = 0) -> None:
+    """One scan job ended with `outcome` (app.scanning.ScanOutcome); jobs that did not scan (skipped,
+    busy, a promotion retried) are not counted."""
+    if outcome in _SCAN_OUTCOMES:
+        SCANS.labels(outcome).inc()
+    if outcome in _VERDICTS:
+        SCAN_SECONDS.labels(outcome).observe(seconds)
+        SCANNED_BYTES.inc(size)
+
+
+def set_scanner_up(up: bool) -> None:
+    SCANNER_UP.set(1 if up else 0)
+
+
+def set_scans_pending(count: int) -> None:
+    SCANS_PENDING.set(count)
 
 
 def observe_queue_lag(seconds: float) -> None:
@@ -165,3 +214,17 @@ class ObserveMiddleware:
 
 async def metrics_endpoint(request: Request) -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+def endpoint(refresh: Callable[[], Awaitable[None]]) -> Callable[[Request], Awaitable[Response]]:
+    """`/metrics` that first runs `refresh` (which sets gauges from the database or the scanner); a
+    failing refresh leaves the gauges as they were and the scrape still answers."""
+
+    async def scrape(request: Request) -> Response:
+        try:
+            await refresh()
+        except Exception:  # the database is down (/readyz says so): the metrics still answer
+            logging.getLogger(__name__).warning("metrics: could not refresh the scan gauges", exc_info=True)
+        return await metrics_endpoint(request)
+
+    return scrape

@@ -61,6 +61,12 @@ class Upload(Model):
     # upload with other bytes), then the condition of every copy of it.
     etag = fields.CharField(max_length=255, null=True)
     promotion = fields.CharField(max_length=16, null=True)  # app.uploads.Promotion; null until saved
+    # The virus scan of a property with `scan: true` (app/scanning.py): app.uploads.ScanState, null for
+    # a file that is not scanned; the signature found or the reason it could not be scanned; and until
+    # when nobody else should scan it (a worker scanning it, or the retry its message waits for).
+    scan_status = fields.CharField(max_length=16, null=True)
+    scan_result = fields.TextField(null=True)
+    scan_lease_until = fields.DatetimeField(null=True)
     # What storage reported at confirm.
     file_name = fields.CharField(max_length=255, null=True)
     size = fields.BigIntField(null=True)

@@ -131,4 +131,12 @@ class RestApi:
             expires_in=self.uploads.check_expires_in(None),
             readable=True,
         )
-        return {"id": str(view.record.id), "url": url, "size": upload.size, "content_type": upload.content_type}
+        # A file of a property with `scan: true` has no URL until its scan finds it clean: `scan_status`
+        # says so (pending), and the client reads the record later (or asks GraphQL) for its URL.
+        return {
+            "id": str(view.record.id),
+            "url": url,
+            "size": upload.size,
+            "content_type": upload.content_type,
+            "scan_status": upload.scan_status,
+        }

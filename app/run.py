@@ -16,6 +16,7 @@ import signal
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from app.embedded import seaweedfs
 from app.embedded.process import EmbeddedError, EmbeddedProcess
 from app.logs import configure_logging
 from app.settings import ROOT, Secret, Settings, SettingsError
+from app.tables import TableDef
 
 log = logging.getLogger("app.run")
 
@@ -150,7 +152,10 @@ def main() -> None:
             asyncio.run(prepare_storage(settings))
             settings = prepare_queue(settings, embedded)
         elif not settings.queue_url:
-            log.warning("QUEUE_URL is not set: image versions stay pending until a queue and a worker are configured")
+            log.warning(
+                "QUEUE_URL is not set: image versions and virus scans stay pending until a queue and a worker"
+                " are configured"
+            )
         serve(settings, embedded)
     except KeyboardInterrupt:
         pass  # Ctrl-C: uvicorn has shut down gracefully and re-raises it; the embedded servers stop below
@@ -161,6 +166,24 @@ def main() -> None:
             embedded.stop()
         if scanner is not None:
             scanner.stop()
+
+
+def scanner_line(settings: Settings, tables: Mapping[str, TableDef]) -> str | None:
+    """The banner's word on virus scanning; None when no property scans."""
+    from app.scanner import describe
+    from app.scanning import scanned_properties
+
+    names = ", ".join(scanned_properties(tables))
+    if not names:
+        return None
+    if settings.clamd_address is None:
+        return f"none: files saved into {names} stay pending, never served, until CLAMD_ADDRESS names a clamd"
+    where = f"clamd at {describe(settings.clamd_address)}"
+    if not settings.queue_url:
+        return f"{where}; files saved into {names} stay pending: no queue (QUEUE_URL) carries their scans"
+    if not settings.run_worker:
+        return f"{where}; a standalone worker (make worker) scans files saved into {names}"
+    return f"{where}; the worker beside the API scans files saved into {names}"
 
 
 def serve(settings: Settings, embedded: Embedded | None) -> None:
@@ -174,6 +197,8 @@ def serve(settings: Settings, embedded: Embedded | None) -> None:
     except SchemaError as exc:
         raise SystemExit(f"schema error: {exc}") from None
     base = f"http://{settings.host}:{settings.port}"
+    scanning = scanner_line(settings, app.state.services.tables)
+    scanner = f"  Virus scanner:            {scanning}\n" if scanning else ""
     if embedded is not None:
         folder = embedded_dir(settings)
         where = folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder
@@ -185,7 +210,7 @@ def serve(settings: Settings, embedded: Embedded | None) -> None:
         f"  GraphQL API and GraphiQL: {base}/graphql\n"
         f"  Health:                   {base}/healthz  {base}/readyz\n  Storage:                  {storage}, "
         f"bucket {settings.s3_bucket}\n  Version queue:            {settings.queue_url or 'none'}"
-        f"{', worker running beside the API' if settings.queue_url and settings.run_worker else ''}\n",
+        f"{', worker running beside the API' if settings.queue_url and settings.run_worker else ''}\n{scanner}",
         flush=True,
     )
     config = uvicorn.Config(

@@ -14,6 +14,7 @@ chunk at a time is sent, and clamd reads as fast as it writes its temporary file
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import struct
 from collections.abc import AsyncIterable
@@ -197,7 +198,10 @@ class Clamd:
         except TimeoutError:
             raise ScannerUnavailable(f"{self.where} cannot be reached: no connection in {self.timeout:g} s") from None
         except OSError as exc:
-            raise ScannerUnavailable(f"{self.where} cannot be reached: {exc.strerror or exc}") from None
+            # asyncio's strerror repeats the address ("Connect call failed ('127.0.0.1', 3310)"): the
+            # errno's own words say it once, after `where`.
+            reason = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
+            raise ScannerUnavailable(f"{self.where} cannot be reached: {reason}") from None
 
     async def _send(self, sock: socket.socket, data: bytes | memoryview) -> None:
         try:

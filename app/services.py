@@ -1,5 +1,5 @@
-"""The container of one process's long-lived parts: database, storage, queue and the use cases built
-on them. The API (app/main.py), the standalone worker (app/worker.py) and the sweep (app/sweep.py)
+"""The container of one process's long-lived parts: database, storage, queue, virus scanner and the use
+cases built on them. The API (app/main.py), the standalone worker (app/worker.py) and the sweep (app/sweep.py)
 each build one, `open()` it before work and `close()` it after; nothing else constructs adapters."""
 
 from __future__ import annotations
@@ -12,10 +12,13 @@ from tortoise.context import TortoiseContext
 
 from app import db
 from app.auth import Authenticator
+from app.jobs import scan_message, versions_message
 from app.pdf import HtmlToPdf
 from app.queue import Queue
 from app.records import Records
 from app.remote_fetch import RemoteFetcher
+from app.scanner import Clamd
+from app.scanning import Scans
 from app.settings import Settings
 from app.storage.base import Storage
 from app.storage.s3 import S3Config, S3Storage
@@ -44,17 +47,28 @@ class Services:
             self.tables,
             self.storage,
             on_promoted=self.queue_versions,
+            on_quarantined=self.queue_scans,
             remote=RemoteFetcher.of(settings),
             pdf=HtmlToPdf(settings.value_upload_pdf_timeout),
         )
         self.records = Records(self.uploads)
         self.versions = Versions(settings, self.tables, self.storage)
+        self.scanner = (
+            Clamd(settings.clamd_address, timeout=settings.clamd_timeout, scan_timeout=settings.clamd_scan_timeout)
+            if settings.clamd_address is not None
+            else None
+        )
+        self.scans = Scans(settings, self.uploads, self.storage, self.scanner)
         self.auth = Authenticator(settings)
         self._orm: TortoiseContext | None = None
 
     async def queue_versions(self, upload_ids: Sequence[int]) -> None:
         if self.queue is not None:
-            await self.queue.send([str(i) for i in upload_ids])
+            await self.queue.send([versions_message(i) for i in upload_ids])
+
+    async def queue_scans(self, upload_ids: Sequence[int]) -> None:
+        if self.queue is not None:
+            await self.queue.send([scan_message(i) for i in upload_ids])
 
     async def open(self) -> None:
         """Connect the database, storage and queue; on a failure, what was opened is closed again."""

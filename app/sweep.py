@@ -9,6 +9,8 @@ something in quarantine.
 - A saved upload's quarantine prefix is emptied once its presign can no longer write there (expiry
   plus grace): the promoted object is served from its permanent key, and whatever the client wrote to
   the quarantine key after the save (or a save could not delete) goes. The upload becomes `settled`.
+  So does one the virus scan refused (its `scan_status` keeps it unserved). A file still waiting for
+  its scan keeps its quarantined object.
 - Uploads left `discarded` (replaced or deleted while storage was down) are deleted again.
 - A saved file is never touched: only rows in `issued`/`expiring`/`discarded` are cleaned, a promoted
   upload only in quarantine, and an upload is claimed (`issued` -> `expiring`) with a conditional
@@ -95,11 +97,14 @@ class Sweeper:
             if await self._clean(upload, report, multipart=True):
                 await Upload.filter(id=upload.id, status=UploadStatus.EXPIRING).update(status=UploadStatus.EXPIRED)
                 report.expired += 1
+        # Promoted uploads, and those the virus scan refused (whose object is gone, and whose quarantine
+        # a still-valid presign could have written to again).
+        finished = [Promotion.PROMOTED, Promotion.REFUSED]
         for upload in await Upload.filter(
-            status=UploadStatus.ATTACHED, promotion=Promotion.PROMOTED, expires_at__lt=now - grace
+            status=UploadStatus.ATTACHED, promotion__in=finished, expires_at__lt=now - grace
         ).limit(BATCH):
             if await self._settle(upload, report):
-                await Upload.filter(id=upload.id, promotion=Promotion.PROMOTED).update(promotion=Promotion.SETTLED)
+                await Upload.filter(id=upload.id, promotion=upload.promotion).update(promotion=Promotion.SETTLED)
                 report.settled += 1
         for upload in await Upload.filter(status=UploadStatus.DISCARDED).order_by("id").limit(BATCH):
             if await self._discard(upload, report):

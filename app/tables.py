@@ -46,7 +46,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "image": {"acl": "public", "content_disposition": "inline"},
     "upload": {"acl": "public", "content_disposition": "inline"},
 }
-_OPTION_KEYS = {"acl", "content_disposition", "cache_control", "content_length", "content_types", "versions"}
+_OPTION_KEYS = {"acl", "content_disposition", "cache_control", "content_length", "content_types", "scan", "versions"}
 _TABLE_KEYS = ("name", "properties", "access")
 READ_RULES = ("public", "authenticated", "owner")
 WRITE_RULES = ("authenticated", "owner")
@@ -80,6 +80,8 @@ class UploadOptions:
     max_size: int | None  # bytes; None: only storage's own limits
     content_types: tuple[str, ...]  # allowlist, lower case; () admits any type
     versions: tuple[VersionSpec, ...]
+    # Files stay in quarantine, never served, until the virus scanner finds them clean (app/scanning.py).
+    scan: bool = False
 
     def allows(self, content_type: str) -> bool:
         return not self.content_types or any(content_type_matches(content_type, p) for p in self.content_types)
@@ -94,6 +96,7 @@ class UploadOptions:
                 "lte": None if self.max_size is None else self.max_size // KIB,
             },
             "content_types": list(self.content_types),
+            "scan": self.scan,
             "versions": [v.as_dict() | {"name": v.name} for v in self.versions],
         }
 
@@ -111,6 +114,11 @@ class PropertyDef:
     def upload_options(self) -> UploadOptions:
         assert self.options is not None, f"{self.name} is not an upload property"
         return self.options
+
+    @property
+    def scanned(self) -> bool:
+        """Its files are scanned for viruses before they are served (`scan: true`)."""
+        return self.options is not None and self.options.scan
 
 
 @dataclass(frozen=True)
@@ -162,6 +170,9 @@ def _upload_options(ptype: str, raw: Any, where: str) -> UploadOptions:
         raise _fail(where, "cache_control must be a printable string")
     min_size, max_size = _content_length(raw.get("content_length"), where)
     types = _content_types(ptype, raw.get("content_types"), where)
+    scan = raw.get("scan", False)
+    if not isinstance(scan, bool):
+        raise _fail(where, f"scan {scan!r} must be true or false")
     versions: tuple[VersionSpec, ...] = ()
     if "versions" in raw:
         if ptype == "attachment":
@@ -170,7 +181,7 @@ def _upload_options(ptype: str, raw: Any, where: str) -> UploadOptions:
             versions = parse_versions(raw["versions"])
         except VersionSpecError as exc:
             raise _fail(where, str(exc)) from None
-    return UploadOptions(acl, disposition, cache_control, min_size, max_size, types, versions)
+    return UploadOptions(acl, disposition, cache_control, min_size, max_size, types, versions, scan)
 
 
 def _content_length(raw: Any, where: str) -> tuple[int, int | None]:

@@ -1,16 +1,18 @@
-"""The version worker: receive upload ids from the queue, build their versions, and reconcile.
+"""The worker: receive jobs from the queue (app/jobs.py), build image versions (app/versions.py),
+scan quarantined files for viruses (app/scanning.py), and reconcile.
 
     python -m app.worker        (make worker)  standalone; any number can run at once
     RUN_WORKER=true             one runs inside the API process (make run sets it)
-    WORKER_CONCURRENCY=N        jobs (images) one worker handles at once; default: the CPU count
+    WORKER_CONCURRENCY=N        jobs (images, scans) one worker handles at once; default: the CPU count
 
 A standalone worker serves `/metrics` and `/healthz` on WORKER_METRICS_HOST:WORKER_METRICS_PORT
 when the port is set (uvicorn in the worker's own event loop, so a stuck loop fails the probe).
 
 Safety comes from the database, not from the queue: each version is claimed with a lease (see
-app/versions.py), so duplicate or redelivered messages and parallel workers are harmless. The
-reconciler re-sends the ids of uploads whose versions stay pending with no live lease, so a message
-lost between the commit and the queue, or a worker killed mid-job, never leaves a version pending.
+app/versions.py; a scan likewise, app/scanning.py), so duplicate or redelivered messages and parallel
+workers are harmless. The reconciler re-sends the jobs of uploads whose versions or scan stay pending
+with no live lease, so a message lost between the commit and the queue, or a worker killed mid-job,
+never leaves a version or a scan pending.
 It only considers uploads saved well before the point the worker has consumed the queue up to
 (`caught_up_to`), so a backlog is not mistaken for lost messages and doubled by re-sends.
 """
@@ -36,9 +38,13 @@ from starlette.routing import Route
 
 from app import metrics
 from app.errors import AppError
+from app.jobs import JobKind, scan_message, versions_message
+from app.jobs import parse as parse_job
 from app.logs import configure_logging
 from app.queue import Message, Queue
 from app.runtime import startup_objects_frozen
+from app.scanning import Scans
+from app.scanning import notice as scanning_notice
 from app.services import Services
 from app.settings import Settings, SettingsError
 from app.sweep import housekeeping
@@ -50,6 +56,8 @@ log = logging.getLogger(__name__)
 # are then released and their messages made visible again).
 SHUTDOWN_GRACE_SECONDS = 20.0
 _QUEUE_ERROR_PAUSE = 2.0
+# A scan job reaching a worker built without the scanning use case goes back for another worker.
+_NOT_MINE_SECONDS = 60
 
 
 class Worker:
@@ -59,11 +67,13 @@ class Worker:
         versions: Versions,
         queue: Queue,
         *,
+        scans: Scans | None = None,
         periodic: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
     ) -> None:
         self.settings = settings
         self.versions = versions
         self.queue = queue
+        self.scans = scans
         # Other housekeeping loops that live as long as the worker (the clean-up sweep).
         self.periodic = periodic
         self._stop = asyncio.Event()
@@ -138,12 +148,16 @@ class Worker:
         # its age would count processing and deliberate backoff, not waiting for a free worker.
         if message.sent_at is not None and message.receive_count <= 1:
             metrics.observe_queue_lag(time.time() - message.sent_at)
-        try:
-            upload_id = int(message.body)
-        except ValueError:
+        job = parse_job(message.body)
+        if job is None:
             log.error("dropping malformed message %r", message.body[:100])
             await self._quietly(self.queue.delete(message))
-            return
+        elif job.kind is JobKind.SCAN:
+            await self._scan(job.upload_id, message)
+        else:
+            await self._versions(job.upload_id, message)
+
+    async def _versions(self, upload_id: int, message: Message) -> None:
         started = time.monotonic()
         try:
             outcome = await self.versions.process(upload_id)
@@ -165,18 +179,45 @@ class Worker:
         else:
             await self._quietly(self.queue.retry_later(message, outcome.retry_in))
 
+    async def _scan(self, upload_id: int, message: Message) -> None:
+        if self.scans is None:
+            log.error("upload %s: this worker does not scan; the scan job goes back to the queue", upload_id)
+            await self._quietly(self.queue.retry_later(message, _NOT_MINE_SECONDS))
+            return
+        started = time.monotonic()
+        try:
+            outcome = await self.scans.process(upload_id, message.receive_count)
+        except asyncio.CancelledError:
+            await self._quietly(self.queue.retry_later(message, 0))
+            raise
+        except Exception:  # the database or a bug: never let one job stop the loop
+            log.exception("upload %s: scan job failed; it will be retried", upload_id)
+            metrics.observe_scan("error", time.monotonic() - started)
+            await self._quietly(self.queue.retry_later(message, self.scans.backoff(message.receive_count)))
+            return
+        metrics.observe_scan(outcome.outcome, time.monotonic() - started, outcome.size)
+        if outcome.retry_in is None:
+            if outcome.outcome != "skipped":
+                log.info("upload %s: scan %s", upload_id, outcome.outcome)
+            await self._quietly(self.queue.delete(message))
+        else:
+            await self._quietly(self.queue.retry_later(message, outcome.retry_in))
+
     async def reconcile(self) -> int:
-        """Re-send the ids of uploads whose versions are stuck pending; returns how many.
+        """Re-send the jobs of uploads whose versions or scan are stuck pending; returns how many.
 
         Before this worker has polled the queue once it cannot tell a lost message from one still
         waiting, so it re-sends nothing."""
         if self.caught_up_to is None:
             return 0
-        ids = await self.versions.stale_uploads(caught_up_to=datetime.fromtimestamp(self.caught_up_to, UTC))
-        if ids:
-            await self.queue.send([str(i) for i in ids])
-            log.info("reconciler re-queued %d upload(s)", len(ids))
-        return len(ids)
+        caught_up_to = datetime.fromtimestamp(self.caught_up_to, UTC)
+        ids = await self.versions.stale_uploads(caught_up_to=caught_up_to)
+        scans = await self.scans.stale_uploads(caught_up_to=caught_up_to) if self.scans is not None else []
+        bodies = [versions_message(i) for i in ids] + [scan_message(i) for i in scans]
+        if bodies:
+            await self.queue.send(bodies)
+            log.info("reconciler re-queued the versions of %d upload(s), the scans of %d", len(ids), len(scans))
+        return len(bodies)
 
     async def _reconcile_forever(self) -> None:
         while not self._stop.is_set():
@@ -210,6 +251,16 @@ async def stop_gracefully(worker: Worker, task: asyncio.Task[None]) -> None:
 
 
 # -- the standalone worker's HTTP endpoint -------------------------------------------------------
+def scan_gauges(scans: Scans) -> Callable[[], Coroutine[Any, Any, None]]:
+    """What a scrape of /metrics refreshes first: the files waiting for a scan, and whether clamd answers."""
+
+    async def refresh() -> None:
+        metrics.set_scanner_up(await scans.probe() == "ok")
+        metrics.set_scans_pending(await scans.pending())  # the database down: the scrape answers all the same
+
+    return refresh
+
+
 def status_app(worker: Worker) -> Starlette:
     """`/metrics` from this process's registry (the jobs this worker ran) and `/healthz`: 200 while the
     worker takes jobs, 503 once it is shutting down."""
@@ -219,7 +270,8 @@ def status_app(worker: Worker) -> Starlette:
             return JSONResponse({"status": "stopping"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    return Starlette(routes=[Route("/metrics", metrics.metrics_endpoint), Route("/healthz", healthz)])
+    scrape = metrics.endpoint(scan_gauges(worker.scans)) if worker.scans is not None else metrics.metrics_endpoint
+    return Starlette(routes=[Route("/metrics", scrape), Route("/healthz", healthz)])
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -268,14 +320,16 @@ async def serving_status(worker: Worker, sock: socket.socket) -> AsyncIterator[N
 
 async def main(settings: Settings) -> None:
     if not settings.queue_url:
-        raise SystemExit("QUEUE_URL is not set: the worker needs the queue that the API sends version jobs to")
+        raise SystemExit("QUEUE_URL is not set: the worker needs the queue that the API sends its jobs to")
     host, port = settings.worker_metrics_host, settings.worker_metrics_port
     sock = listen(host, port) if port else None
     try:
         async with Services(settings) as services:
             queue = services.queue
             assert queue is not None
-            worker = Worker(settings, services.versions, queue, periodic=housekeeping(services))
+            worker = Worker(settings, services.versions, queue, scans=services.scans, periodic=housekeeping(services))
+            if said := scanning_notice(settings, services.tables):
+                log.log(*said)
             async with contextlib.AsyncExitStack() as stack:
                 if sock is not None:
                     await stack.enter_async_context(serving_status(worker, sock))

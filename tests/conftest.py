@@ -258,6 +258,31 @@ async def _run_sql(url: str, sql: str) -> None:
         await conn.close()
 
 
+_UNSCANNED: Path | None = None
+
+
+def unscanned_schema() -> Path:
+    """The shipped tables (app/schema) with the virus scan switched off: the tests' default, so that a
+    saved résumé is served at once, without a worker and clamd. The scanning tests
+    (tests/test_scanning_flow.py) use app/schema itself."""
+    global _UNSCANNED
+    if _UNSCANNED is None:
+        import atexit
+        import tempfile
+
+        import yaml
+
+        folder = Path(tempfile.mkdtemp(prefix="schema-unscanned-"))
+        atexit.register(shutil.rmtree, folder, True)
+        for path in sorted((ROOT / "app" / "schema").glob("*.yml")):
+            table = yaml.safe_load(path.read_text(encoding="utf-8"))
+            for prop in table.get("properties") or []:
+                (prop.get("options") or {}).pop("scan", None)
+            (folder / path.name).write_text(yaml.safe_dump(table, allow_unicode=True), encoding="utf-8")
+        _UNSCANNED = folder
+    return _UNSCANNED
+
+
 def make_settings(server: StorageServer, database_url: str, **overrides: Any) -> Settings:
     env = {
         "DATABASE_URL": database_url,
@@ -268,7 +293,7 @@ def make_settings(server: StorageServer, database_url: str, **overrides: Any) ->
         "S3_CONDITIONAL_COPY": server.conditional_copy,
         "AWS_ACCESS_KEY_ID": server.access_key_id,
         "AWS_SECRET_ACCESS_KEY": server.secret_access_key,
-        "SCHEMA_DIR": str(ROOT / "app" / "schema"),
+        "SCHEMA_DIR": str(unscanned_schema()),
     }
     env.update({k: str(v) for k, v in overrides.items()})
     return Settings.from_env(env)

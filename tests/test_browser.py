@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -280,13 +281,30 @@ def test_fetch_post_recipe_uploads_saves_and_reports_our_codes(page: object, liv
     assert refused["code"] == "CONTENT_TYPE_NOT_ALLOWED", refused
 
 
+def scanned_resume(live: LiveServer, record_id: str, within: float = 30) -> dict[str, Any]:
+    query = 'query($id: ID!) { record(id: $id) { property_upload(name: "resume") { url scan_status } } }'
+    deadline = time.monotonic() + within
+    while True:
+        body = httpx.post(live.url + "/graphql", json={"query": query, "variables": {"id": record_id}}).json()
+        upload: dict[str, Any] = body["data"]["record"]["property_upload"]
+        if upload["scan_status"] != "pending" and (upload["url"] or upload["scan_status"] != "clean"):
+            return upload
+        assert time.monotonic() < deadline, upload
+        time.sleep(0.1)
+
+
 def test_fetch_put_recipe_uploads_a_private_document_with_its_checksum(page: object, live_server: LiveServer) -> None:
     open_fetch_recipes(page, live_server)
     pdf = files.pdf()
     saved = call_recipe(page, "uploadDocument", "cv.pdf", "application/pdf", pdf)
     assert "error" not in saved, saved
-    upload = saved["data"]["record_create"]["property_upload"]
+    record = saved["data"]["record_create"]
+    upload = record["property_upload"]
     assert (upload["size"], upload["content_type"]) == (len(pdf), "application/pdf")
+    # Résumés are scanned before they are served: no URL until the worker beside the API found it clean.
+    assert (upload["url"], upload["scan_status"]) == (None, "pending")
+    upload = scanned_resume(live_server, record["id"])
+    assert upload["scan_status"] == "clean"
     # A private file: the URL is a signed GET, and it serves the very bytes as an attachment.
     assert "X-Amz-Signature=" in upload["url"]
     got = httpx.get(upload["url"], timeout=10)

@@ -56,7 +56,8 @@ async def test_init_put_confirm_end_to_end(harness_factory: Any) -> None:
     )
     assert response.status_code == 200, response.text
     saved = response.json()
-    assert set(saved) == {"id", "url", "size", "content_type"}
+    assert set(saved) == {"id", "url", "size", "content_type", "scan_status"}
+    assert saved["scan_status"] is None  # not scanned (tests/test_scanning_flow.py has résumés that are)
     assert saved["size"] == len(data) and saved["content_type"] == "application/pdf"
     assert "X-Amz-Signature" in parse_qs(urlsplit(saved["url"]).query)  # private: a signed GET
     got = await download(saved["url"])

@@ -177,6 +177,11 @@ def test_files_records_and_versions_survive_a_restart_right_after_ctrl_c(tmp_pat
         while {v["status"] for v in read(first, photo_id, "image")["version_details"]} != {"ready"}:
             assert time.monotonic() < deadline, read(first, photo_id, "image")
             time.sleep(0.2)
+        # ...and scans the résumé (documents.resume scans): it has a URL once clamd found it clean.
+        while read(first, pdf_id, "resume")["url"] is None:
+            assert time.monotonic() < deadline, read(first, pdf_id, "resume")
+            time.sleep(0.2)
+        assert "the worker beside the API scans files saved into documents.resume" in first.log()
         assert upload(other, PHOTO, "photos", "image", photo, "a.png") == "1"
 
         stop_live_server(first, signal.SIGINT)

@@ -22,11 +22,13 @@ def test_shipped_examples() -> None:
     resume = tables["documents"].properties["resume"].upload_options()
     assert (resume.acl, resume.content_disposition, resume.max_size) == ("private", "attachment", 5 * 1024 * 1024)
     assert "application/pdf" in resume.content_types and not resume.versions
+    assert resume.scan and tables["documents"].properties["resume"].scanned  # résumés are scanned for viruses
     image = tables["photos"].properties["image"].upload_options()
     assert (image.acl, image.content_disposition) == ("public", "inline")
     assert [v.name for v in image.versions] == ["thumb", "medium", "large"]
     assert tables["documents"].access == TableAccess(read="owner", write="owner")
     assert tables["photos"].access == TableAccess(read="public", write="owner")
+    assert not image.scan and not tables["photos"].properties["image"].scanned
 
 
 def test_defaults_by_type() -> None:
@@ -37,6 +39,9 @@ def test_defaults_by_type() -> None:
     assert (a.acl, a.content_disposition, a.content_types) == ("private", "attachment", ())
     assert (i.acl, i.content_disposition, i.content_types) == ("public", "inline", IMAGE_CONTENT_TYPES)
     assert (u.acl, u.content_disposition, u.content_types) == ("public", "inline", ())
+    assert not (a.scan or i.scan or u.scan)  # scanning is asked for, never a default
+    scanned = parse_table(table("  - {name: s, type: image, options: {scan: true}}"), "t.yml").properties["s"]
+    assert scanned.scanned and scanned.upload_options().as_dict()["scan"] is True
 
 
 @pytest.mark.parametrize(
@@ -65,6 +70,9 @@ def test_defaults_by_type() -> None:
         ("  - {name: x, type: image, options: {content_types: [application/pdf]}}", "accept only image/* types"),
         ("  - {name: x, type: attachment, options: {versions: []}}", "versions are only allowed on image and upload"),
         ("  - {name: x, type: upload, options: {colour: red}}", "unknown option(s) colour"),
+        ("  - {name: x, type: attachment, options: {scan: 1}}", "t.yml: property 'x': scan 1 must be true or false"),
+        ("  - {name: x, type: upload, options: {scan: 'true'}}", "scan 'true' must be true or false"),
+        ("  - {name: x, type: string, options: {scan: true}}", "options are only allowed on"),
         (
             "  - {name: x, type: image, options: {versions: [{name: t, resize: {width: 10, fit: squash}}]}}",
             "t.yml: property 'x': versions[0].resize.fit: 'squash' is not one of",

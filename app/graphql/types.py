@@ -168,6 +168,13 @@ class PropertyUpload:
     content_type: str | None
     width: int | None
     height: int | None
+    scan_status: str | None = strawberry.field(
+        description="The virus scan of a property with `scan: true`: pending | clean | infected | failed; null when "
+        "the property is not scanned. Only a clean file has a URL."
+    )
+    scan_result: str | None = strawberry.field(
+        description="The signature found (infected) or why the file could not be scanned (failed); else null."
+    )
 
     def _url(self, info: Info, key: str, content_type: str | None) -> str | Awaitable[str] | None:
         return info.context.uploads.resolve_url(
@@ -230,6 +237,8 @@ class PropertyUpload:
             content_type=u.content_type,
             width=u.width,
             height=u.height,
+            scan_status=u.scan_status,
+            scan_result=u.scan_result,
         )
 
 

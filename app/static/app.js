@@ -28,7 +28,7 @@ const PHOTOS = `{ records(filter: {table: {value: "photos"}}, sort: {created_at:
 const DOCUMENTS = `{ records(filter: {table: {value: "documents"}}, sort: {created_at: {order: DESC}},
   per_page: 20) { total_entries results {
   id created_at properties
-  upload: property_upload(name: "resume") { url file_name size content_type } } } }`;
+  upload: property_upload(name: "resume") { url file_name size content_type scan_status scan_result } } } }`;
 
 // Where each kind of file goes; the limits come from the `tables` query.
 const TARGETS = {
@@ -283,9 +283,21 @@ function documentItem(record) {
   const item = el("li", { "data-record-id": record.id });
   const title = record.properties.title || (u && u.file_name) || `record ${record.id}`;
   item.append(el("strong", { text: title }));
-  if (u) {
+  if (!u) return item;
+  item.dataset.scanStatus = u.scan_status || "";
+  // Résumés are scanned for viruses before they are served: no link until the scan finds the file clean.
+  if (u.url) {
     item.append(" — ", el("a", { href: u.url, className: "download", text: `Download ${u.file_name}` }),
       el("span", { className: "status", text: ` (${formatSize(u.size)}, private: the link is signed and expires)` }));
+  } else if (u.scan_status === "pending") {
+    item.append(" — ", el("span", { className: "status scan-pending",
+      text: `${u.file_name}: being scanned for viruses; the link appears once it is found clean.` }));
+  } else if (u.scan_status === "infected") {
+    item.append(" — ", el("span", { className: "status error-text scan-infected",
+      text: `${u.file_name}: a virus was found (${u.scan_result}); the file was deleted and is never served.` }));
+  } else if (u.scan_status === "failed") {
+    item.append(" — ", el("span", { className: "status error-text scan-failed",
+      text: `${u.file_name}: could not be scanned (${u.scan_result}); it is not served. Upload it again.` }));
   }
   return item;
 }
@@ -325,16 +337,38 @@ async function refreshPhotos() {
   }
 }
 
+let lastDocuments = "";
+let documentsTimer = null;
+let documentsDelay = POLL_MS;
+
 async function refreshDocuments() {
+  clearTimeout(documentsTimer);
   const status = document.getElementById("documents-status");
+  let results;
+  let total;
   try {
-    const { results, total_entries: total } = (await gql(DOCUMENTS)).records;
-    document.getElementById("documents").replaceChildren(...results.map(documentItem));
-    status.textContent = total === 0 ? "No documents yet." : `${total} document${total === 1 ? "" : "s"}.`;
-    status.classList.remove("error-text");
+    ({ results, total_entries: total } = (await gql(DOCUMENTS)).records);
   } catch (error) {
     status.textContent = `Could not load documents: ${error.message}`;
     status.classList.add("error-text");
+    documentsTimer = setTimeout(refreshDocuments, POLL_MS * 4);
+    return;
+  }
+  status.classList.remove("error-text");
+  const scanning = results.filter((r) => r.upload?.scan_status === "pending").length;
+  const snapshot = JSON.stringify(results.map((r) => [r.id, r.upload?.scan_status, Boolean(r.upload?.url)]));
+  if (snapshot !== lastDocuments) {
+    // Re-render on change only: signed links are new at every query, and a click must not lose its target.
+    lastDocuments = snapshot;
+    documentsDelay = POLL_MS;
+    document.getElementById("documents").replaceChildren(...results.map(documentItem));
+  }
+  status.textContent = total === 0 ? "No documents yet." : `${total} document${total === 1 ? "" : "s"}` +
+    (scanning ? `; ${scanning} being scanned for viruses.` : ".");
+  if (scanning) {
+    // Poll while scans are pending, slower the longer nothing changes (a scanner that is down).
+    documentsTimer = setTimeout(refreshDocuments, documentsDelay);
+    documentsDelay = Math.min(documentsDelay * 1.5, 15000);
   }
 }
 

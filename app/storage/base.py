@@ -157,8 +157,10 @@ class Storage(Protocol):
     async def get(self, key: str) -> bytes:
         """The whole object (version building reads originals of bounded size)."""
 
-    def stream(self, key: str, chunk_size: int = 1024 * 1024) -> AsyncIterator[bytes]:
-        """The object in chunks of at most `chunk_size` bytes, never held whole in memory (scanning)."""
+    def stream(self, key: str, chunk_size: int = 1024 * 1024, *, if_match: str | None = None) -> AsyncIterator[bytes]:
+        """The object in chunks of at most `chunk_size` bytes, never held whole in memory (scanning).
+        With `if_match`, only while the object has that ETag: another object (or none) is
+        PreconditionFailed, so the bytes read are those a save verified."""
 
     async def list_keys(self, prefix: str) -> list[str]:
         """Every key under `prefix` (a key prefix of one upload, never the whole bucket)."""

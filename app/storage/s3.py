@@ -521,15 +521,30 @@ class S3Storage:
     async def get(self, key: str) -> bytes:
         return await self._get(key, None)
 
-    async def stream(self, key: str, chunk_size: int = 1024 * 1024) -> AsyncIterator[bytes]:
-        """The object in chunks of at most `chunk_size` bytes, never held whole in memory."""
+    async def stream(
+        self, key: str, chunk_size: int = 1024 * 1024, *, if_match: str | None = None
+    ) -> AsyncIterator[bytes]:
+        """The object in chunks of at most `chunk_size` bytes, never held whole in memory. With
+        `if_match`, only the object with that ETag (S3's If-Match, and the answer's ETag checked for a
+        server that ignores it): another or a missing object is PreconditionFailed."""
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        etag = if_match.strip('"') if if_match is not None else None
+        if etag is not None:
+            params["IfMatch"] = f'"{etag}"'
         try:
-            r = await self.client.get_object(Bucket=self.bucket, Key=key)
+            r = await self.client.get_object(**params)
             body = r["Body"]
             async with body:
+                if etag is not None and str(r.get("ETag", "")).strip('"') != etag:
+                    raise PreconditionFailed(f"{key} is not (or no longer) the object with ETag {etag}")
                 while chunk := await body.read(chunk_size):
                     yield chunk
-        except (ClientError, *_IO_ERRORS) as exc:
+        except ClientError as exc:
+            code, status = _client_error_code(exc), _client_error_status(exc)
+            if etag is not None and (code in _REFUSED_PRECONDITION or status == 412 or code in _MISSING):
+                raise PreconditionFailed(f"{key} changed or is gone: {code or status}") from exc
+            raise _translate(exc, "get") from exc
+        except _IO_ERRORS as exc:
             raise _translate(exc, "get") from exc
 
     async def list_keys(self, prefix: str) -> list[str]:

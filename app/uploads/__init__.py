@@ -6,7 +6,7 @@ from app.uploads.facade import Uploads
 from app.uploads.issuing import IssuedExact
 from app.uploads.multipart import Multipart
 from app.uploads.promoting import PromotionResult
-from app.uploads.status import Promotion, UploadStatus
+from app.uploads.status import Promotion, ScanState, UploadStatus, is_served
 from app.uploads.values import (
     ANONYMOUS,
     DEFAULT_GET_EXPIRES_IN,
@@ -31,10 +31,12 @@ __all__ = [
     "PresignedUpload",
     "Promotion",
     "PromotionResult",
+    "ScanState",
     "UploadStatus",
     "UploadView",
     "Uploads",
     "Verified",
+    "is_served",
     "utcnow",
     "version_key",
 ]

@@ -34,6 +34,7 @@ class Uploads:
         storage: Storage,
         *,
         on_promoted: Callable[[Sequence[int]], Awaitable[None]] | None = None,
+        on_quarantined: Callable[[Sequence[int]], Awaitable[None]] | None = None,
         clock: Callable[[], datetime] = utcnow,
         remote: RemoteFiles,
         pdf: PdfRenderer,
@@ -49,7 +50,7 @@ class Uploads:
         self.resolving = Resolving(storage, settings.cdn_base_url)
         self.verifying = Verifying(storage, self.resolving, clock, self.confirm_grace)
         self.promoting = Promoting(storage, on_promoted)
-        self.saver = Saving(self.catalog, self.verifying, self.promoting, clock)
+        self.saver = Saving(self.catalog, self.verifying, self.promoting, clock, on_quarantined)
         self.discarding = Discarding(storage)
         self.multipart = Multipart(self.issuing, storage)
         self.creator = Creating(self.issuing, storage, remote, pdf)

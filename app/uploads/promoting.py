@@ -24,7 +24,7 @@ from app.keys import quarantine_key
 from app.models import Upload, UploadVersion
 from app.policy import disposition_header, served_disposition
 from app.storage.base import ObjectHeaders, PreconditionFailed, Storage
-from app.uploads.status import Promotion, UploadStatus
+from app.uploads.status import Promotion, ScanState, UploadStatus
 from app.uploads.values import Verified
 
 log = logging.getLogger(__name__)
@@ -96,12 +96,14 @@ class Promoting:
 
     async def promote(self, upload_id: int) -> PromotionResult:
         """Promote a saved upload that was kept in quarantine (`promotion` pending); for a job, which
-        retries on StorageUnavailable. Queues its versions once promoted."""
+        retries on StorageUnavailable. A scanned upload is promoted only once its scan found it clean.
+        Queues its versions once promoted."""
         upload = await Upload.get_or_none(id=upload_id)
         if (
             upload is None
             or upload.status != UploadStatus.ATTACHED
             or upload.promotion != Promotion.PENDING
+            or upload.scan_status not in (None, ScanState.CLEAN)
             or not upload.key
             or not upload.etag
         ):

@@ -12,7 +12,7 @@ from app.keys import extension_of, parse_key
 from app.models import Upload
 from app.policy import disposition_header, served_disposition
 from app.storage.base import Storage
-from app.uploads.status import Promotion
+from app.uploads.status import is_served
 from app.uploads.values import DEFAULT_GET_EXPIRES_IN, MAX_GET_EXPIRES_IN
 
 
@@ -84,11 +84,11 @@ class Resolving:
     ) -> str | Awaitable[str] | None:
         """Public: the CDN or storage URL. Private: a short-lived signed GET, or None for callers who
         may not read it. A private file never gets a permanent URL, and a file that is not promoted
-        yet (still in quarantine) gets none at all.
+        yet (still in quarantine, waiting for its virus scan) or refused by the scan gets none at all.
 
         The URL itself whenever it can be computed without I/O (always with the fast signer), so a
         resolver of a page of 100 files needs no task per URL; otherwise an awaitable of it."""
-        if upload.promotion is None or not Promotion(upload.promotion).served or not key:
+        if not is_served(upload.promotion, upload.scan_status) or not key:
             return None
         if upload.acl == "public":
             return self.public_url(key)

@@ -41,18 +41,45 @@ class Promotion(StrEnum):
     ::
 
         pending ──promote()──▶ promoted ──expiry + grace (sweep empties the quarantine)──▶ settled
+           │                                                                              ▲
+           └──the scan finds it infected, or cannot scan it──▶ refused ──expiry + grace───┘
 
-    - `pending`: saved, and the verified object is still in quarantine, never served (a property whose
-      files are checked further before promotion). `promote()` copies it to its permanent key.
+    - `pending`: saved, and the verified object is still in quarantine, never served (a property with
+      `scan: true`: its file waits there for the virus scan). `promote()` copies it to its permanent key.
     - `promoted`: the permanent object holds the verified bytes and is what queries serve. Until the
       presign expires the client can still write to the quarantine key, so leftovers may appear there.
-    - `settled`: the quarantine prefix was emptied once the presign could no longer write to it.
+    - `refused`: the scan refused it (`scan_status` infected or failed); its object is deleted and it
+      is never served. The upload stays attached, so its record reports why.
+    - `settled`: the quarantine prefix was emptied once the presign could no longer write to it. Served
+      only when it was promoted: a refused upload keeps its `scan_status` (see `is_served`).
     """
 
     PENDING = "pending"
     PROMOTED = "promoted"
     SETTLED = "settled"
+    REFUSED = "refused"
 
-    @property
-    def served(self) -> bool:
-        return self is not Promotion.PENDING
+
+class ScanState(StrEnum):
+    """The virus scan of a saved upload (`uploads.scan_status`; null for a property without `scan`).
+
+    ::
+
+        pending ──clamd: OK──▶ clean (then promoted)
+           ├──clamd: <signature> FOUND──▶ infected (object deleted)
+           └──clamd cannot scan it (too large, over its limits), or the file changed──▶ failed
+
+    A scanner that cannot be reached leaves it `pending` (retried with backoff), never served.
+    `scan_result` holds the signature (infected) or the reason (failed).
+    """
+
+    PENDING = "pending"
+    CLEAN = "clean"
+    INFECTED = "infected"
+    FAILED = "failed"
+
+
+def is_served(promotion: str | None, scan_status: str | None) -> bool:
+    """Whether queries may resolve a URL for an upload: its verified bytes are at the permanent key,
+    and it was either never meant to be scanned or found clean."""
+    return promotion in (Promotion.PROMOTED, Promotion.SETTLED) and scan_status in (None, ScanState.CLEAN)

@@ -78,6 +78,23 @@ async def test_stream_reads_the_object_in_bounded_chunks(store: S3Storage) -> No
     assert all(0 < len(c) <= MIB for c in chunks)
 
 
+async def test_conditional_stream_reads_only_the_verified_object(store: S3Storage) -> None:
+    """What a scan reads: the object with the ETag the save verified, or nothing."""
+    data = blob(2 * MIB + 5, seed=5)
+    await store.put("s/scan.bin", data, PRIVATE)
+    head = await store.head("s/scan.bin")
+    assert head is not None
+    for etag in (head.etag, f'"{head.etag}"'):
+        assert b"".join([c async for c in store.stream("s/scan.bin", chunk_size=MIB, if_match=etag)]) == data
+    await store.put("s/scan.bin", blob(len(data), seed=6), PRIVATE)
+    with pytest.raises(PreconditionFailed):
+        async for _ in store.stream("s/scan.bin", if_match=head.etag):
+            pass
+    with pytest.raises(PreconditionFailed):
+        async for _ in store.stream("s/gone.bin", if_match=head.etag):
+            pass
+
+
 async def test_an_empty_object(store: S3Storage) -> None:
     await store.put("e/empty", b"", PRIVATE)
     head = await store.head("e/empty")
