@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from app.errors import QueueUnavailable
 from app.settings import Settings
-from app.storage import aws_session
+from app.storage.s3 import aws_session
 
 log = logging.getLogger(__name__)
 

@@ -85,7 +85,7 @@ def page_origins(settings: Settings) -> tuple[str, ...]:
 
 async def prepare_storage(settings: Settings) -> None:
     from app.keys import StorageUrls
-    from app.storage import Storage
+    from app.storage.s3 import Storage
 
     storage = Storage(settings, StorageUrls(settings.s3_bucket, settings.s3_region, settings.s3_endpoint_url))
     await storage.start()

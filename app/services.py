@@ -16,7 +16,7 @@ from app.keys import StorageUrls
 from app.queue import Queue
 from app.records import Records
 from app.settings import Settings
-from app.storage import Storage
+from app.storage.s3 import Storage
 from app.tables import TableDef, load_tables
 from app.uploads import Uploads
 from app.versions import Versions

@@ -24,7 +24,7 @@ from app.keys import key_prefix
 from app.models import Upload
 from app.services import Services
 from app.settings import Settings
-from app.storage import Storage
+from app.storage.s3 import Storage
 from app.uploads import Uploads
 
 log = logging.getLogger(__name__)

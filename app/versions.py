@@ -20,7 +20,7 @@ from app.errors import AppError
 from app.imaging import ImageRejected, Prepared, prepare
 from app.models import Upload, UploadVersion
 from app.settings import Settings
-from app.storage import Storage
+from app.storage.s3 import Storage
 from app.tables import TableDef
 from app.uploads import utcnow
 from app.version_spec import VersionSpec

@@ -17,7 +17,7 @@ import pytest
 from app.errors import StorageUnavailable
 from app.keys import StorageUrls
 from app.settings import Settings
-from app.storage import Storage
+from app.storage.s3 import Storage
 from tests.conftest import MotoServer, free_port
 
 KEYS = ["docs/a.pdf", "docs/with space/é+%~!'()*.txt", "docs/tiny", "docs/empty", "docs/plain"]

@@ -10,8 +10,7 @@ import functools
 import logging
 import random
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -26,6 +25,7 @@ from app.errors import StorageUnavailable
 from app.keys import StorageUrls
 from app.settings import Settings
 from app.sigv4 import PresignedGetSigner
+from app.storage.base import MultipartRejected, ObjectHead, StoredPart
 
 log = logging.getLogger(__name__)
 
@@ -37,38 +37,12 @@ _RETRY_STATUSES = {429, 500, 502, 503, 504}
 _DIRECT_EXPIRES_IN = 900
 
 
-@dataclass(frozen=True)
-class ObjectHead:
-    size: int
-    content_type: str
-    content_disposition: str | None
-    etag: str
-    last_modified: datetime
-    checksum_sha256: str | None = None  # base64, only when asked for and storage keeps one
-
-
-@dataclass(frozen=True)
-class StoredPart:
-    part_number: int
-    etag: str
-    size: int
-
-
 class StorageHTTPError(Exception):
     """Storage answered a direct request (see Storage.head) with an unexpected status."""
 
     def __init__(self, action: str, status: int) -> None:
         super().__init__(f"{action}: HTTP {status}")
         self.status = status
-
-
-class MultipartRejected(Exception):
-    """Storage refused to complete a multipart upload; `code` is S3's error code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 # What Storage._parse_probe answers for an empty object (a ranged GET of it is refused with 416).
