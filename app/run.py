@@ -15,10 +15,13 @@ import signal
 import sys
 import urllib.error
 import urllib.request
+from dataclasses import replace
+from pathlib import Path
 
 from app import db
 from app.embedded import process as processes
 from app.embedded.process import EmbeddedProcess
+from app.errors import StorageUnavailable
 from app.logs import configure_logging
 from app.settings import ROOT, Secret, Settings, SettingsError
 
@@ -96,6 +99,66 @@ async def prepare_storage(settings: Settings) -> None:
         await storage.close()
 
 
+def with_embedded_azurite(
+    settings: Settings, location: Path = ROOT / "var" / "azurite"
+) -> tuple[Settings, EmbeddedProcess | None]:
+    """STORAGE_BACKEND=azure with no Azure account or endpoint set: Azurite on STORAGE_PORT, its data
+    under var/azurite, its built-in account, and the container (AZURE_CONTAINER, default `uploads`)
+    created with anonymous blob reads and CORS for the demo page. Blobs survive a restart, so the
+    records do too: they go to var/embedded-azure.sqlite3 unless DATABASE_URL says otherwise."""
+    if settings.azure_configured:
+        return settings, None
+    from app.embedded import azurite
+    from app.storage.azure import AzureConfig, AzureStorage
+
+    try:
+        process = azurite.start(
+            "127.0.0.1",
+            settings.storage_port,
+            location,
+            setting="STORAGE_PORT (or AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY to use Azure itself)",
+        )
+    except processes.EmbeddedError as exc:
+        raise SystemExit(str(exc)) from None
+    changes: dict[str, object] = {
+        "azure_storage_account": azurite.ACCOUNT,
+        "azure_storage_key": azurite.KEY,
+        "azure_blob_endpoint": process.url,
+        "azure_container": settings.azure_container or "uploads",
+        "embedded_storage": True,
+    }
+    if "DATABASE_URL" not in settings.given:
+        changes["database_url"] = "sqlite://var/embedded-azure.sqlite3"
+    settings = settings.with_changes(**changes)
+    # Public files resolve to the container URL: the container allows anonymous reads of its blobs.
+    storage = AzureStorage(replace(AzureConfig.from_settings(settings), public_access=True))
+
+    async def prepare() -> None:
+        await storage.start()
+        try:
+            await storage.ensure_bucket((*page_origins(settings), *settings.cors_origins))
+        finally:
+            await storage.close()
+
+    try:
+        asyncio.run(prepare())
+    except StorageUnavailable as exc:
+        process.stop()
+        raise SystemExit(f"embedded Azurite: {exc.message}; its log is in {location / 'azurite.log'}") from None
+    return settings, process
+
+
+def describe_storage(settings: Settings, embedded: EmbeddedProcess | None) -> str:
+    if settings.storage_backend == "azure":
+        if embedded is not None:
+            where = f"embedded (Azurite) at {embedded.url}, data kept in var/azurite"
+        else:
+            where = settings.azure_blob_endpoint or f"Azure account {settings.azure_storage_account}"
+        return f"{where}, container {settings.azure_container}"
+    where = f"embedded (moto) at {embedded.url}, in memory" if embedded else settings.s3_endpoint_url or "AWS S3"
+    return f"{where}, bucket {settings.s3_bucket}"
+
+
 def prepare_queue(settings: Settings, embedded: EmbeddedProcess) -> Settings:
     """Without QUEUE_URL, the embedded moto server is the queue too (SQS over HTTP, with a DLQ)."""
     if settings.queue_url:
@@ -114,13 +177,15 @@ def main() -> None:
     configure_logging(settings.log_format, settings.log_level)
     embedded = None
     try:
-        if wants_embedded(settings):
+        if settings.storage_backend == "azure":
+            settings, embedded = with_embedded_azurite(settings)
+        elif wants_embedded(settings):
             settings, embedded = with_embedded_storage(settings)
         applied = asyncio.run(db.migrate(settings.database_url))
         log.info(
             "database %s: %s", settings.database_url.split("://")[0], f"applied {applied}" if applied else "up to date"
         )
-        if embedded is not None:
+        if embedded is not None and settings.storage_backend == "s3":
             asyncio.run(prepare_storage(settings))
             settings = prepare_queue(settings, embedded)
         elif not settings.queue_url:
@@ -142,12 +207,12 @@ def serve(settings: Settings, embedded: EmbeddedProcess | None) -> None:
     except SchemaError as exc:
         raise SystemExit(f"schema error: {exc}") from None
     base = f"http://{settings.host}:{settings.port}"
-    storage = f"embedded (moto) at {embedded.url}, in memory" if embedded else settings.s3_endpoint_url or "AWS S3"
+    storage = describe_storage(settings, embedded)
     print(
         f"\n  Demo upload page:         {base}/\n"
         f"  GraphQL API and GraphiQL: {base}/graphql\n"
-        f"  Health:                   {base}/healthz  {base}/readyz\n  Storage:                  {storage}, "
-        f"bucket {settings.s3_bucket}\n  Version queue:            {settings.queue_url or 'none'}"
+        f"  Health:                   {base}/healthz  {base}/readyz\n  Storage:                  {storage}\n"
+        f"  Version queue:            {settings.queue_url or 'none'}"
         f"{', worker running beside the API' if settings.queue_url and settings.run_worker else ''}\n",
         flush=True,
     )
