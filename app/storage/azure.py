@@ -194,12 +194,11 @@ def _head(props: BlobProperties, size: int | None = None) -> ObjectHead:
     )
 
 
-def _content_settings(headers: ObjectHeaders, content_md5: bytearray | None = None) -> ContentSettings:
+def _content_settings(headers: ObjectHeaders) -> ContentSettings:
     return ContentSettings(
         content_type=headers.content_type,
         content_disposition=headers.content_disposition,
         cache_control=headers.cache_control,
-        content_md5=content_md5,
     )
 
 
@@ -262,14 +261,20 @@ class AzureStorage:
             raise _unavailable(exc, action) from exc
 
     async def ping(self) -> None:
-        await self._call("ping", self.container.get_container_properties)
+        try:
+            await self.container.get_container_properties()
+        except (AzureError, OSError, TimeoutError) as exc:
+            if _status(exc) == 404:
+                log.warning("azure container %s does not exist", self.config.container)
+                raise StorageUnavailable(f"container {self.config.container} does not exist; create it") from exc
+            raise _unavailable(exc, "ping") from exc
 
     async def ensure_bucket(self, cors_origins: Sequence[str]) -> None:
         access = "blob" if self.config.public_access else None
         try:
             await self.container.create_container(public_access=access)
         except ResourceExistsError:
-            await self._call("set container access", lambda: self.container.set_container_access_policy({}, access))
+            await self._set_access(access)
         except (AzureError, OSError, TimeoutError) as exc:
             raise _unavailable(exc, "create container") from exc
         # CORS is a property of the account's blob service, not of a container.
@@ -281,6 +286,15 @@ class AzureStorage:
             max_age_in_seconds=3600,
         )
         await self._call("set CORS", lambda: self.service.set_service_properties(cors=[rule]))
+
+    async def _set_access(self, access: str | None) -> None:
+        """The existing container's anonymous access level, keeping its stored access policies."""
+        container = self.container
+        policy = await self._call("get container access", container.get_container_access_policy)
+        if policy.get("public_access") == access:
+            return
+        identifiers = {i.id: i.access_policy for i in policy.get("signed_identifiers") or []}
+        await self._call("set container access", lambda: container.set_container_access_policy(identifiers, access))
 
     # -- URLs ---------------------------------------------------------------------------------------
     def _blob_url(self, key: str, base: str | None = None) -> str:
@@ -461,7 +475,7 @@ class AzureStorage:
             await asyncio.gather(*(stage(*r) for r in ranges))
             result = await dest.commit_block_list(
                 [BlobBlock(block_id(number), BlockState.UNCOMMITTED) for number, _, _ in ranges],
-                content_settings=_content_settings(headers, props.content_settings.content_md5),
+                content_settings=_content_settings(headers),
             )
         except (AzureError, OSError, TimeoutError) as exc:
             # The source changed (412) or vanished (Azure cannot read it: 404) since it was verified.

@@ -6,11 +6,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 import pytest
 
+from app.errors import StorageUnavailable
 from app.storage import azure as azure_module
 from app.storage.azure import AzureStorage, encoded_block_id
 from app.storage.base import ObjectHeaders, UploadGrant
@@ -189,3 +192,44 @@ async def test_copy_of_a_blob_larger_than_one_copy_block(
     assert len(committed) == 5
     head = await azure_storage.head(destination)
     assert head is not None and (head.content_type, head.content_disposition) == ("application/zip", "attachment")
+
+
+async def test_ensure_bucket_changes_an_existing_containers_access_and_keeps_its_policies(
+    azurite_server: Azurite,
+) -> None:
+    from azure.storage.blob import AccessPolicy, ContainerSasPermissions
+
+    private = azurite_server.config()
+    storage = await started(private)
+    policy = AccessPolicy(ContainerSasPermissions(read=True), expiry=datetime.now(UTC) + timedelta(days=1))
+    await storage.container.set_container_access_policy({"kept": policy})
+    await storage.close()
+    storage = await started(replace(private, public_access=True))
+    try:
+        current = await storage.container.get_container_access_policy()
+        assert current["public_access"] == "blob"
+        assert [i.id for i in current["signed_identifiers"]] == ["kept"]
+    finally:
+        await storage.close()
+
+
+async def test_ping_names_a_missing_container(azurite_server: Azurite) -> None:
+    storage = AzureStorage(azurite_server.config())
+    await storage.start()
+    try:
+        with pytest.raises(StorageUnavailable) as info:
+            await storage.ping()
+        assert "does not exist" in info.value.message
+    finally:
+        await storage.close()
+
+
+async def test_a_signed_get_of_a_key_with_spaces_and_accents(azure_storage: AzureStorage) -> None:
+    k = key("caf\u00e9 cr\u00e8me + 100%.pdf")
+    await azure_storage.put(k, b"%PDF", ObjectHeaders("application/pdf"))
+    url = azure_storage.presign_get_now(k, 60, content_disposition="attachment; filename*=UTF-8''caf%C3%A9.pdf")
+    assert url is not None and azure_storage.key_from_url(url) == k
+    async with httpx.AsyncClient() as http:
+        answer = await http.get(url)
+    assert answer.status_code == 200 and answer.content == b"%PDF"
+    assert answer.headers["content-disposition"] == "attachment; filename*=UTF-8''caf%C3%A9.pdf"
