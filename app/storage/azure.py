@@ -304,7 +304,11 @@ class AzureStorage:
         return self._blob_url(key, self.config.cdn_base_url)
 
     def key_from_url(self, value: str) -> str | None:
-        parts = urlsplit(value.strip())
+        try:
+            parts = urlsplit(value.strip())
+            parts.port  # noqa: B018 (a malformed port raises here)
+        except ValueError:
+            return None
         if parts.scheme not in ("http", "https") or not parts.netloc:
             return None
         for base in (self.config.cdn_base_url, self._base):

@@ -212,6 +212,8 @@ async def test_urls_map_back_to_keys(storage: Storage) -> None:
     assert signed is not None and storage.key_from_url(signed) == k
     assert storage.key_from_url("https://elsewhere.example/" + k) is None
     assert storage.key_from_url(k) is None
+    for broken in ("http://[::1/x", "http://127.0.0.1:99999/x", "http://%zz/x", "ftp://host/x", ""):
+        assert storage.key_from_url(broken) is None
 
 
 async def test_the_multipart_life_cycle(storage: Storage) -> None:
