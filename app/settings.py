@@ -357,7 +357,16 @@ class Settings:
         "AZURE_CONTAINER",
         None,
         pattern(AZURE_CONTAINER_NAME, "3-63 lowercase letters, digits and single hyphens"),
-        "The container every file goes to (STORAGE_BACKEND=azure).",
+        "The private container (STORAGE_BACKEND=azure): uploads in quarantine, private files and their "
+        "versions. It must not allow anonymous access.",
+        group="Storage",
+    )
+    azure_public_container: str | None = setting(
+        "AZURE_PUBLIC_CONTAINER",
+        None,
+        pattern(AZURE_CONTAINER_NAME, "3-63 lowercase letters, digits and single hyphens"),
+        "The container public files and their versions are promoted to, readable anonymously (access level "
+        "Blob) or through CDN_BASE_URL; needed when a table has public upload properties (see docs/azure.md).",
         group="Storage",
     )
     # -- tables -----------------------------------------------------------------------------------
@@ -595,6 +604,11 @@ class Settings:
             )
             if not value
         ]
+        if self.azure_public_container is not None and self.azure_public_container == self.azure_container:
+            raise SettingsError(
+                "AZURE_PUBLIC_CONTAINER must differ from AZURE_CONTAINER: the private container never allows "
+                "anonymous reads"
+            )
         if missing:
             raise SettingsError(
                 f"STORAGE_BACKEND=azure needs {' and '.join(missing)} as well "

@@ -1,12 +1,13 @@
 """What Azure (here Azurite) itself enforces on the SAS URLs the adapter hands out, and what it does
-not: the reasons the save-time checks and the promotion exist."""
+not: the reasons the save-time checks and the promotion exist. Also what is Azure's own in the adapter:
+the two containers (private, and public for public files), block ids and the multipart marker,
+uncommitted blocks, copies in blocks."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import uuid
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -17,7 +18,8 @@ from app.errors import StorageUnavailable
 from app.storage import azure as azure_module
 from app.storage.azure import AzureStorage, encoded_block_id
 from app.storage.base import ObjectHeaders, UploadGrant
-from tests.storage.azure.conftest import PAGE_ORIGIN, Azurite, started
+from tests.conftest import AzuriteServer, remove_buckets
+from tests.storage.azure.conftest import PAGE_ORIGIN, started
 
 BLOCK_BLOB = {"x-ms-blob-type": "BlockBlob"}
 
@@ -120,23 +122,58 @@ async def test_cors_preflight_is_honoured_for_the_demo_pages_origin(azure_storag
         assert "etag" in sent.headers["access-control-expose-headers"].lower()
 
 
-async def test_reads_follow_the_containers_access_level(azurite_server: Azurite) -> None:
-    k = key()
-    private, public = azurite_server.config(), azurite_server.config(public_access=True)
-    for config, readable in ((private, False), (public, True)):
-        storage = await started(config)
-        try:
-            await storage.put(k, b"\x89PNG", ObjectHeaders("image/png", public=True))
-            async with httpx.AsyncClient() as http:
-                anonymous_write = await http.put(storage.public_url(k), content=b"<html>", headers=BLOCK_BLOB)
-                assert anonymous_write.status_code in (401, 403, 404)
-                answer = await http.get(storage.public_url(k))
-                listing = await http.get(f"{config.blob_endpoint}/{config.container}?restype=container&comp=list")
-            assert answer.status_code == (200 if readable else 403), config
-            assert not readable or answer.content == b"\x89PNG"
+async def test_public_files_are_read_from_the_public_container_and_private_ones_never(
+    azure_storage: AzureStorage,
+) -> None:
+    """Azure has no per-blob ACL: public objects go to the public container (anonymous blob reads,
+    never a listing), everything else stays in the private one (no anonymous access at all)."""
+    public_key, private_key = key().removeprefix("cache/"), key("cv.pdf").removeprefix("cache/")
+    await azure_storage.put(public_key, b"\x89PNG", ObjectHeaders("image/png", public=True))
+    await azure_storage.put(private_key, b"%PDF", ObjectHeaders("application/pdf", public=False))
+    config = azure_storage.config
+    public_base = f"{config.blob_endpoint}/{config.public_container}"
+    private_base = f"{config.blob_endpoint}/{config.container}"
+    assert azure_storage.public_url(public_key).startswith(public_base + "/")
+    assert azure_storage.public_url("cache/" + public_key).startswith(private_base + "/")  # quarantine
+    async with httpx.AsyncClient() as http:
+        answer = await http.get(azure_storage.public_url(public_key))
+        assert answer.status_code == 200 and answer.content == b"\x89PNG"
+        # The private file is in the private container only: neither URL serves it anonymously.
+        for base in (public_base, private_base):
+            assert (await http.get(f"{base}/{private_key}")).status_code in (403, 404)
+        for base in (public_base, private_base):
+            anonymous_write = await http.put(f"{base}/{public_key}", content=b"<html>", headers=BLOCK_BLOB)
+            assert anonymous_write.status_code in (401, 403, 404)
+            listing = await http.get(f"{base}?restype=container&comp=list")
             assert listing.status_code in (401, 403, 404)  # blob-level public access never lists
-        finally:
-            await storage.close()
+    # Reads and deletes find an object in whichever container holds it.
+    assert await azure_storage.get(public_key) == b"\x89PNG" and await azure_storage.get(private_key) == b"%PDF"
+    assert await azure_storage.list_keys(public_key.rsplit("/", 1)[0] + "/") == [public_key]
+    await azure_storage.delete([public_key, private_key])
+    assert await azure_storage.head(public_key) is None and await azure_storage.head(private_key) is None
+
+
+async def test_a_private_container_open_to_anonymous_reads_is_not_ready_until_ensure_bucket_closes_it(
+    azurite_server: AzuriteServer,
+) -> None:
+    from azure.storage.blob import AccessPolicy, ContainerSasPermissions
+
+    config = azurite_server.config()
+    storage = await started(config)
+    try:
+        policy = AccessPolicy(ContainerSasPermissions(read=True), expiry=datetime.now(UTC) + timedelta(days=1))
+        await storage.container.set_container_access_policy({"kept": policy}, public_access="blob")
+        with pytest.raises(StorageUnavailable) as info:
+            await storage.ping()  # what /readyz asks
+        assert f"container {config.container} allows anonymous reads" in info.value.message
+        await storage.ensure_bucket([PAGE_ORIGIN])
+        await storage.ping()
+        current = await storage.container.get_container_access_policy()
+        assert current["public_access"] is None
+        assert [i.id for i in current["signed_identifiers"]] == ["kept"]  # stored policies are kept
+    finally:
+        await storage.close()
+        await remove_buckets(azurite_server, [config.container, str(config.public_container)])
 
 
 async def test_a_signed_get_cannot_change_the_headers_it_names(azure_storage: AzureStorage) -> None:
@@ -167,6 +204,7 @@ async def test_put_block_urls_and_the_multipart_marker(azure_storage: AzureStora
     parts = await azure_storage.list_parts(k, upload_id)
     assert parts is not None and [(p.part_number, p.size) for p in parts] == [(7, 5)]
     assert await azure_storage.abort_multipart_upload(k, upload_id)
+    assert await azure_storage.abort_multipart_upload(k, upload_id) is False  # no such upload any more
     # Abort discarded the uncommitted blocks at once (Azure would keep them a week).
     blob = azure_storage.container.get_blob_client(k)
     with pytest.raises(Exception) as info:
@@ -194,26 +232,7 @@ async def test_copy_of_a_blob_larger_than_one_copy_block(
     assert head is not None and (head.content_type, head.content_disposition) == ("application/zip", "attachment")
 
 
-async def test_ensure_bucket_changes_an_existing_containers_access_and_keeps_its_policies(
-    azurite_server: Azurite,
-) -> None:
-    from azure.storage.blob import AccessPolicy, ContainerSasPermissions
-
-    private = azurite_server.config()
-    storage = await started(private)
-    policy = AccessPolicy(ContainerSasPermissions(read=True), expiry=datetime.now(UTC) + timedelta(days=1))
-    await storage.container.set_container_access_policy({"kept": policy})
-    await storage.close()
-    storage = await started(replace(private, public_access=True))
-    try:
-        current = await storage.container.get_container_access_policy()
-        assert current["public_access"] == "blob"
-        assert [i.id for i in current["signed_identifiers"]] == ["kept"]
-    finally:
-        await storage.close()
-
-
-async def test_ping_names_a_missing_container(azurite_server: Azurite) -> None:
+async def test_ping_names_a_missing_container(azurite_server: AzuriteServer) -> None:
     storage = AzureStorage(azurite_server.config())
     await storage.start()
     try:
@@ -233,3 +252,40 @@ async def test_a_signed_get_of_a_key_with_spaces_and_accents(azure_storage: Azur
         answer = await http.get(url)
     assert answer.status_code == 200 and answer.content == b"%PDF"
     assert answer.headers["content-disposition"] == "attachment; filename*=UTF-8''caf%C3%A9.pdf"
+
+
+async def test_a_put_sas_also_allows_put_block_and_the_blocks_are_listed_and_discarded(
+    azure_storage: AzureStorage,
+) -> None:
+    """A create+write SAS lets its holder stage blocks that nobody commits: invisible to a plain
+    listing and kept by Azure for a week. The adapter lists them and discards them on delete."""
+    k = key("staged.bin")
+    url, _ = await presigned(azure_storage, k)
+    async with httpx.AsyncClient() as http:
+        staged = await http.put(f"{url}&comp=block&blockid={encoded_block_id(1)}", content=b"x" * 1000)
+    assert staged.status_code == 201
+    assert await azure_storage.head(k) is None  # no blob yet, only a block
+    assert await azure_storage.list_keys(k.rsplit("/", 1)[0] + "/") == [k]
+    await azure_storage.delete([k])
+    assert await azure_storage.list_keys(k.rsplit("/", 1)[0] + "/") == []
+    # Where Delete Blob cannot reach such a blob (Azure answers 404), Put Blob then Delete Blob does.
+    async with httpx.AsyncClient() as http:
+        assert (await http.put(f"{url}&comp=block&blockid={encoded_block_id(2)}", content=b"y")).status_code == 201
+    blob = azure_storage.container.get_blob_client(k)
+    await azure_storage._discard_blocks(blob)
+    with pytest.raises(Exception) as info:
+        await blob.get_block_list("all")
+    assert getattr(info.value, "status_code", None) == 404
+
+
+async def test_clients_get_upload_urls_for_quarantine_keys_only(azure_storage: AzureStorage) -> None:
+    with pytest.raises(ValueError, match="not a quarantine key"):
+        await azure_storage.presign_put(UploadGrant(key="photos/image/x/a.png", expires_in=60, max_size=1))
+
+
+async def test_malformed_urls_are_foreign(azure_storage: AzureStorage) -> None:
+    for broken in ("http://[::1/x", "http://127.0.0.1:99999/x", "http://%zz/x", "ftp://host/x", "", "cache/a/b"):
+        assert azure_storage.key_from_url(broken) is None
+    k = "photos/image/0123456789abcdef0123456789abcdef/caf\u00e9 + cr\u00e8me.png"
+    url = azure_storage.public_url(k)
+    assert "%20" in url and azure_storage.key_from_url(url.replace("%C3%A9", "\u00e9").replace("%20", " ")) == k
