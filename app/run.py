@@ -60,9 +60,12 @@ def _moto_answers(url: str) -> bool:
     return True
 
 
-def start_embedded_queue(host: str = "127.0.0.1") -> EmbeddedProcess:
-    """moto's server for its SQS, on a free port; returns once it answers."""
+def start_embedded_queue(host: str = "127.0.0.1", avoid: tuple[int, ...] = ()) -> EmbeddedProcess:
+    """moto's server for its SQS, on a free port; returns once it answers. `avoid`: ports that are free
+    now but promised to others (the API's, bound only once the queue is up)."""
     port = processes.free_port(host)
+    while port in avoid:
+        port = processes.free_port(host)
     url = f"http://{host}:{port}"
     return processes.start(
         "embedded queue (moto SQS)",
@@ -151,7 +154,7 @@ def prepare_queue(settings: Settings, embedded: Embedded) -> Settings:
     if settings.s3_access_key_id is None:
         # Azure storage brings no AWS credentials; moto's SQS takes any, but botocore must sign.
         settings = settings.with_changes(s3_access_key_id="embedded", s3_secret_access_key=Secret("embedded"))
-    embedded.queue = start_embedded_queue()
+    embedded.queue = start_embedded_queue(avoid=(settings.port,))
     url = asyncio.run(create_queue(settings, embedded.queue.url, "versions"))
     return settings.with_changes(queue_url=url)
 

@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from app.sweep import SweepConfig, Sweeper
+from app.tables import MULTIPART_MAX
 from tests import files
 from tests.conftest import Harness
 from tests.gql import ATTACHMENT_PRESIGN, IMAGE_PRESIGN, PROPERTY_PRESIGN, RECORD, RECORD_CREATE, RECORD_UPDATE
@@ -274,6 +275,12 @@ async def test_a_multipart_upload_of_three_blocks(big: Harness) -> None:
     assert got.status_code == 200 and hashlib.sha256(got.content).digest() == hashlib.sha256(data).digest()
     # The marker and the quarantined blob are gone; only the promoted file stays.
     assert await h.keys() == [started["key"].removeprefix("cache/")]
+
+
+async def test_the_part_plan_keeps_to_azures_50000_blocks(h: Harness) -> None:
+    multipart = h.app.state.services.uploads.multipart
+    assert multipart.plan(MULTIPART_MAX) == (105 * MIB, 49_933)  # S3: 525 MiB parts, 10,000 of them
+    assert multipart.plan(11 * MIB) == (5 * MIB, 3)
 
 
 async def test_versions_are_built_by_the_worker_and_stored_on_azure(harness_factory: Any, queue_url: str) -> None:
