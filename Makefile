@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Reinstall whenever pyproject.toml changes.
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run worker test test-deps clamav pango install lint schema migration clean sweep graphiql-assets docs docs-build
+.PHONY: run worker test test-deps clamav pango azurite install lint schema migration clean sweep graphiql-assets docs docs-build
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
-run: install clamav pango
+# With STORAGE_BACKEND=azure (and no Azure account set) the embedded storage is Azurite.
+run: install clamav pango $(if $(filter azure,$(STORAGE_BACKEND)),azurite)
 	$(PY) -m app.run
 
 # A standalone version worker (needs QUEUE_URL and the API's DATABASE_URL and storage settings).
@@ -35,7 +36,7 @@ test: install lint test-deps
 
 # What the browser and Apollo tests need besides Python: Debian's Chromium (driven by Playwright,
 # whose own browser download is never used) and the npm packages of tests/js, pinned by its lock file.
-test-deps: tests/js/node_modules/.package-lock.json clamav pango
+test-deps: tests/js/node_modules/.package-lock.json clamav pango azurite
 	@if [ -x /usr/bin/chromium ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
 	else echo "test-deps: /usr/bin/chromium is missing and we are not root: run" \
@@ -64,6 +65,14 @@ pango:
 tests/js/node_modules/.package-lock.json: tests/js/package-lock.json
 	@if command -v npm >/dev/null; then cd tests/js && npm ci --no-audit --no-fund && touch node_modules/.package-lock.json; \
 	else echo "test-deps: npm is missing: install Node.js 20+ (the Apollo test fails without it)" >&2; fi
+
+# Azurite, the Azure Storage emulator (the Azure storage tests, `make run` with STORAGE_BACKEND=azure),
+# pinned by tools/azurite's lock file and installed there, never globally.
+azurite: tools/azurite/node_modules/.package-lock.json
+
+tools/azurite/node_modules/.package-lock.json: tools/azurite/package-lock.json
+	@if command -v npm >/dev/null; then cd tools/azurite && npm ci --no-audit --no-fund && touch node_modules/.package-lock.json; \
+	else echo "azurite: npm is missing: install Node.js 20+ (the Azure storage tests fail without it)" >&2; exit 1; fi
 
 # The docs site on http://127.0.0.1:8001, rebuilt on every change (mkdocs.yml; `make test` builds it
 # with --strict in tests/test_docs.py). NO_MKDOCS_2_WARNING silences Material's notice about MkDocs 2.

@@ -75,3 +75,7 @@ def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
         root.removeHandler(old)
     root.addHandler(make_handler(fmt.strip().lower()))
     root.setLevel(level.upper())
+    # The Azure SDK logs every request and response at INFO (the storage adapter logs what failed):
+    # shown with LOG_LEVEL=debug only.
+    sdk = logging.getLogger("azure.core.pipeline.policies.http_logging_policy")
+    sdk.setLevel(logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING)

@@ -159,6 +159,21 @@ def form_grant(limits: UploadLimits, key: str, expires_in: int, *, include_conte
     )
 
 
+def open_put_grant(limits: UploadLimits, key: str, expires_in: int) -> UploadGrant:
+    """A PUT for a form presign on storage without form POSTs (Azure): the client named no size, and
+    maybe no type. The key is exact; the type is signed (sent as a header the client must keep) only
+    when the client named one; otherwise the client sends its file's type, or none and the save takes
+    it from the bytes. Size and type are the save's to check (a SAS binds neither), as for a POST."""
+    return UploadGrant(
+        key=key,
+        expires_in=expires_in,
+        max_size=limits.max_size,
+        min_size=limits.min_size,
+        content_type=limits.declared_content_type,
+        content_disposition=QUARANTINE_DISPOSITION,
+    )
+
+
 def checked_checksum_sha256(value: str | None) -> str | None:
     """A client's SHA-256 as S3's `x-amz-checksum-sha256` wants it: base64 of the 32-byte digest."""
     if value is None:

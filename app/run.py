@@ -1,11 +1,12 @@
 """`make run`: migrate, start embedded storage (and queue) when none is configured, serve the API
 with the version worker beside it.
 
-Embedded storage is SeaweedFS (`weed mini`, app/embedded/seaweedfs.py) with its data, and the SQLite
-database of the records, under `var/embedded/<STORAGE_PORT>/` (EMBEDDED_DIR): files, records and versions survive a
-restart, and two instances run side by side given different PORT and STORAGE_PORT. The embedded queue
-is moto's SQS on a free port; it keeps nothing across a restart, and the worker's reconciler sends the
-jobs of versions still pending again.
+Embedded storage is SeaweedFS (`weed mini`, app/embedded/seaweedfs.py), or with STORAGE_BACKEND=azure
+Azurite (app/embedded/azurite.py), with its data, and the SQLite database of the records, under
+`var/embedded/<STORAGE_PORT>/` (EMBEDDED_DIR): files, records and versions survive a restart, and two
+instances run side by side given different PORT and STORAGE_PORT. The embedded queue is moto's SQS on a
+free port; it keeps nothing across a restart, and the worker's reconciler sends the jobs of versions
+still pending again.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app import db
+from app.embedded import azurite, seaweedfs
 from app.embedded import clamd as embedded_clamd
 from app.embedded import process as processes
-from app.embedded import seaweedfs
 from app.embedded.process import EmbeddedError, EmbeddedProcess
 from app.logs import configure_logging
 from app.settings import ROOT, Secret, Settings, SettingsError
@@ -43,7 +44,8 @@ def embedded_dir(settings: Settings) -> Path:
 class Embedded:
     """The servers `make run` started itself."""
 
-    storage: seaweedfs.SeaweedFS
+    storage: seaweedfs.SeaweedFS | EmbeddedProcess
+    name: str  # SeaweedFS | Azurite
     queue: EmbeddedProcess | None = None
 
     def stop(self) -> None:
@@ -60,9 +62,12 @@ def _moto_answers(url: str) -> bool:
     return True
 
 
-def start_embedded_queue(host: str = "127.0.0.1") -> EmbeddedProcess:
-    """moto's server for its SQS, on a free port; returns once it answers."""
+def start_embedded_queue(host: str = "127.0.0.1", avoid: tuple[int, ...] = ()) -> EmbeddedProcess:
+    """moto's server for its SQS, on a free port; returns once it answers. `avoid`: ports that are free
+    now but promised to others (the API's, bound only once the queue is up)."""
     port = processes.free_port(host)
+    while port in avoid:
+        port = processes.free_port(host)
     url = f"http://{host}:{port}"
     return processes.start(
         "embedded queue (moto SQS)",
@@ -73,21 +78,44 @@ def start_embedded_queue(host: str = "127.0.0.1") -> EmbeddedProcess:
 
 
 def wants_embedded(settings: Settings) -> bool:
-    """No storage configured: neither an endpoint nor a bucket of its own (real AWS needs a bucket)."""
+    """No storage configured: for S3 neither an endpoint nor a bucket of its own (real AWS needs a
+    bucket); for Azure no account or endpoint."""
+    if settings.storage_backend == "azure":
+        return not settings.azure_configured
     return not {"S3_ENDPOINT_URL", "S3_BUCKET"} & settings.given
 
 
 def with_embedded_storage(settings: Settings) -> tuple[Settings, Embedded]:
     """Start the embedded storage and fill in what it implies where nothing is configured."""
     folder = embedded_dir(settings)
-    storage = seaweedfs.start(folder / "seaweedfs", port=settings.storage_port)
-    changes: dict[str, object] = {
-        "s3_endpoint_url": storage.url,
-        "embedded_storage": True,
-        "s3_public_read": "policy",  # SeaweedFS does not enforce object ACLs
-        "s3_access_key_id": storage.credentials.access_key_id,
-        "s3_secret_access_key": Secret(storage.credentials.secret_access_key),
-    }
+    changes: dict[str, object] = {"embedded_storage": True}
+    if settings.storage_backend == "azure":
+        process = azurite.start(
+            "127.0.0.1",
+            settings.storage_port,
+            folder / "azurite",
+            setting="STORAGE_PORT (or AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY to use Azure itself)",
+        )
+        embedded = Embedded(process, "Azurite")
+        changes |= {
+            "azure_storage_account": azurite.ACCOUNT,
+            "azure_storage_key": azurite.KEY,
+            "azure_blob_endpoint": process.url,
+            "azure_container": settings.azure_container or "uploads",
+            "azure_public_container": settings.azure_public_container or "uploads-public",
+        }
+        # Records of one backend's files only: S3's and Azure's embedded runs keep databases apart.
+        database = folder / "uploads-azure.sqlite3"
+    else:
+        storage = seaweedfs.start(folder / "seaweedfs", port=settings.storage_port)
+        embedded = Embedded(storage, "SeaweedFS")
+        changes |= {
+            "s3_endpoint_url": storage.url,
+            "s3_public_read": "policy",  # SeaweedFS does not enforce object ACLs
+            "s3_access_key_id": storage.credentials.access_key_id,
+            "s3_secret_access_key": Secret(storage.credentials.secret_access_key),
+        }
+        database = folder / "uploads.sqlite3"
     # The version worker runs beside the API unless RUN_WORKER says otherwise.
     if "RUN_WORKER" not in settings.given:
         changes["run_worker"] = True
@@ -96,8 +124,8 @@ def with_embedded_storage(settings: Settings) -> tuple[Settings, Embedded]:
     if "ANONYMOUS_READS" not in settings.given and not settings.auth_enabled:
         changes["anonymous_reads"] = "all"
     if "DATABASE_URL" not in settings.given:
-        changes["database_url"] = f"sqlite://{folder / 'uploads.sqlite3'}"
-    return settings.with_changes(**changes), Embedded(storage)
+        changes["database_url"] = f"sqlite://{database}"
+    return settings.with_changes(**changes), embedded
 
 
 def page_origins(settings: Settings) -> tuple[str, ...]:
@@ -111,7 +139,8 @@ def page_origins(settings: Settings) -> tuple[str, ...]:
 
 async def prepare_storage(settings: Settings) -> None:
     """The bucket, its CORS rules for the demo page's origins and the configured ones, and (SeaweedFS)
-    the bucket policy that makes public files readable."""
+    the bucket policy that makes public files readable; on Azurite the private container and the
+    public one (anonymous reads of blobs), and the account's CORS rules."""
     from app.services import storage_for
 
     storage = storage_for(settings)
@@ -128,7 +157,10 @@ def prepare_queue(settings: Settings, embedded: Embedded) -> Settings:
         return settings
     from app.queue import create_queue
 
-    embedded.queue = start_embedded_queue()
+    if settings.s3_access_key_id is None:
+        # Azure storage brings no AWS credentials; moto's SQS takes any, but botocore must sign.
+        settings = settings.with_changes(s3_access_key_id="embedded", s3_secret_access_key=Secret("embedded"))
+    embedded.queue = start_embedded_queue(avoid=(settings.port,))
     url = asyncio.run(create_queue(settings, embedded.queue.url, "versions"))
     return settings.with_changes(queue_url=url)
 
@@ -186,6 +218,25 @@ def scanner_line(settings: Settings, tables: Mapping[str, TableDef]) -> str | No
     return f"{where}; the worker beside the API scans files saved into {names}"
 
 
+def describe_storage(settings: Settings, embedded: Embedded | None) -> str:
+    """Where files go, for the start-up banner."""
+    if embedded is not None:
+        folder = embedded_dir(settings)
+        where = f"embedded ({embedded.name}) at {embedded.storage.url}, data in {_shown(folder)}"
+    elif settings.storage_backend == "azure":
+        where = settings.azure_blob_endpoint or f"Azure account {settings.azure_storage_account}"
+    else:
+        where = settings.s3_endpoint_url or "AWS S3"
+    if settings.storage_backend == "azure":
+        public = f", public files in {settings.azure_public_container}" if settings.azure_public_container else ""
+        return f"{where}, container {settings.azure_container}{public}"
+    return f"{where}, bucket {settings.s3_bucket}"
+
+
+def _shown(folder: Path) -> Path:
+    return folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder
+
+
 def serve(settings: Settings, embedded: Embedded | None) -> None:
     import uvicorn
 
@@ -196,20 +247,17 @@ def serve(settings: Settings, embedded: Embedded | None) -> None:
         app = create_app(settings)
     except SchemaError as exc:
         raise SystemExit(f"schema error: {exc}") from None
+    except SettingsError as exc:
+        raise SystemExit(f"configuration error: {exc}") from None
     base = f"http://{settings.host}:{settings.port}"
     scanning = scanner_line(settings, app.state.services.tables)
     scanner = f"  Virus scanner:            {scanning}\n" if scanning else ""
-    if embedded is not None:
-        folder = embedded_dir(settings)
-        where = folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder
-        storage = f"embedded (SeaweedFS) at {embedded.storage.url}, data in {where}"
-    else:
-        storage = settings.s3_endpoint_url or "AWS S3"
+    storage = describe_storage(settings, embedded)
     print(
         f"\n  Demo upload page:         {base}/\n"
         f"  GraphQL API and GraphiQL: {base}/graphql\n"
-        f"  Health:                   {base}/healthz  {base}/readyz\n  Storage:                  {storage}, "
-        f"bucket {settings.s3_bucket}\n  Version queue:            {settings.queue_url or 'none'}"
+        f"  Health:                   {base}/healthz  {base}/readyz\n  Storage:                  {storage}\n"
+        f"  Version queue:            {settings.queue_url or 'none'}"
         f"{', worker running beside the API' if settings.queue_url and settings.run_worker else ''}\n{scanner}",
         flush=True,
     )

@@ -5,7 +5,7 @@ each build one, `open()` it before work and `close()` it after; nothing else con
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 
 from tortoise.context import TortoiseContext
@@ -19,19 +19,38 @@ from app.records import Records
 from app.remote_fetch import RemoteFetcher
 from app.scanner import Clamd
 from app.scanning import Scans
-from app.settings import Settings
+from app.settings import Settings, SettingsError
 from app.storage.base import Storage
 from app.storage.s3 import S3Config, S3Storage
-from app.tables import TableDef, load_tables
+from app.tables import PropertyDef, TableDef, load_tables
 from app.uploads import Uploads
 from app.versions import Versions
 
 log = logging.getLogger(__name__)
 
 
-def storage_for(settings: Settings) -> S3Storage:
-    """The storage adapter the settings name."""
-    return S3Storage(S3Config.of(settings))
+def storage_for(settings: Settings, tables: Mapping[str, TableDef] | None = None) -> Storage:
+    """The storage adapter STORAGE_BACKEND names. On Azure, public files need a container of their own
+    (AZURE_PUBLIC_CONTAINER): with `tables`, a table that has public upload properties and no such
+    container stops the start-up here, rather than a public file being unreadable (or a private one
+    readable) later."""
+    if settings.storage_backend != "azure":
+        return S3Storage(S3Config.of(settings))
+    from app.storage.azure import AzureConfig, AzureStorage
+
+    config = AzureConfig.from_settings(settings)
+    public = [f"{t.name}.{p.name}" for t in (tables or {}).values() for p in t.properties.values() if _public(p)]
+    if public and config.public_container is None:
+        raise SettingsError(
+            f"STORAGE_BACKEND=azure: {', '.join(public[:5])} keep(s) public files, and Azure has no per-file "
+            "access: set AZURE_PUBLIC_CONTAINER to a container that allows anonymous reads of blobs (public files "
+            "and their versions go there; AZURE_CONTAINER stays private), or make those properties private"
+        )
+    return AzureStorage(config)
+
+
+def _public(pdef: PropertyDef) -> bool:
+    return pdef.is_upload and pdef.upload_options().acl == "public"
 
 
 class Services:
@@ -40,7 +59,7 @@ class Services:
     def __init__(self, settings: Settings, tables: dict[str, TableDef] | None = None) -> None:
         self.settings = settings
         self.tables = tables if tables is not None else load_tables(settings.schema_dir)
-        self.storage: Storage = storage_for(settings)
+        self.storage: Storage = storage_for(settings, self.tables)
         self.queue = Queue(settings, settings.queue_url) if settings.queue_url else None
         self.uploads = Uploads(
             settings,

@@ -7,6 +7,8 @@ declarations (`describe()`), so the two cannot drift. Nothing else in the app re
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import os
 import re
@@ -159,6 +161,28 @@ def bucket_name(name: str, raw: str) -> str:
     return value
 
 
+def base64_secret(name: str, raw: str) -> Secret:
+    value = raw.strip()
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        # The message never shows the value: it is a secret.
+        raise SettingsError(f"{name} is not valid base64 (copy the storage account's access key as shown)") from None
+    return Secret(value)
+
+
+def pattern(regex: str, rule: str) -> Parser:
+    compiled = re.compile(regex)
+
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip()
+        if not compiled.match(value):
+            raise SettingsError(f"{name}={value!r} must be {rule}")
+        return value
+
+    return parse
+
+
 def pem_public_key(name: str, raw: str) -> Secret:
     # A PEM in one environment line usually carries its line breaks as literal "\n".
     return Secret(raw.strip().replace("\\n", "\n"))
@@ -241,6 +265,9 @@ def setting(
 
 
 KEEP_ALIVE_SECONDS = 75
+# Azure's naming rules for storage accounts and containers.
+AZURE_ACCOUNT_NAME = r"^[a-z0-9]{3,24}$"
+AZURE_CONTAINER_NAME = r"^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9]))*$"
 DEFAULT_DATABASE_URL = "sqlite://var/uploads.sqlite3"
 
 
@@ -347,6 +374,46 @@ class Settings:
         integer(1, 65535),
         "Port of the S3 endpoint of the embedded storage (SeaweedFS) that `make run` starts when no storage is "
         "configured; its other ports are picked free.",
+        group="Storage",
+    )
+    storage_backend: str = setting(
+        "STORAGE_BACKEND",
+        "s3",
+        choice("s3", "azure"),
+        "`s3` (AWS S3 or any S3-compatible store) or `azure` (Azure Blob Storage).",
+        group="Storage",
+    )
+    azure_storage_account: str | None = setting(
+        "AZURE_STORAGE_ACCOUNT",
+        None,
+        pattern(AZURE_ACCOUNT_NAME, "3-24 lowercase letters and digits"),
+        "Azure storage account (STORAGE_BACKEND=azure).",
+        group="Storage",
+    )
+    azure_storage_key: Secret = setting(
+        "AZURE_STORAGE_KEY", _no_secret, base64_secret, "The storage account's access key (base64).", group="Storage"
+    )
+    azure_blob_endpoint: str | None = setting(
+        "AZURE_BLOB_ENDPOINT",
+        None,
+        http_url,
+        "Blob service endpoint of an emulator or a sovereign cloud; unset: https://<account>.blob.core.windows.net.",
+        group="Storage",
+    )
+    azure_container: str | None = setting(
+        "AZURE_CONTAINER",
+        None,
+        pattern(AZURE_CONTAINER_NAME, "3-63 lowercase letters, digits and single hyphens"),
+        "The private container (STORAGE_BACKEND=azure): uploads in quarantine, private files and their "
+        "versions. It must not allow anonymous access.",
+        group="Storage",
+    )
+    azure_public_container: str | None = setting(
+        "AZURE_PUBLIC_CONTAINER",
+        None,
+        pattern(AZURE_CONTAINER_NAME, "3-63 lowercase letters, digits and single hyphens"),
+        "The container public files and their versions are promoted to, readable anonymously (access level "
+        "Blob) or through CDN_BASE_URL; needed when a table has public upload properties (see docs/azure.md).",
         group="Storage",
     )
     # -- value_upload: files the server creates -------------------------------------------------
@@ -614,6 +681,38 @@ class Settings:
                 "ANONYMOUS_READS=all applies only without auth; with AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY set, "
                 "each table's access.read decides: remove ANONYMOUS_READS"
             )
+        self._check_azure()
+
+    def _check_azure(self) -> None:
+        """Azure needs an account, its key and a container; with none of the account settings `make run`
+        starts Azurite (anything else started this way fails when it builds the storage)."""
+        if self.storage_backend != "azure" or not self.azure_configured:
+            return
+        missing = [
+            name
+            for name, value in (
+                ("AZURE_STORAGE_ACCOUNT", self.azure_storage_account),
+                ("AZURE_STORAGE_KEY", self.azure_storage_key.value),
+                ("AZURE_CONTAINER", self.azure_container),
+            )
+            if not value
+        ]
+        if self.azure_public_container is not None and self.azure_public_container == self.azure_container:
+            raise SettingsError(
+                "AZURE_PUBLIC_CONTAINER must differ from AZURE_CONTAINER: the private container never allows "
+                "anonymous reads"
+            )
+        if missing:
+            raise SettingsError(
+                f"STORAGE_BACKEND=azure needs {' and '.join(missing)} as well "
+                "(or none of AZURE_STORAGE_ACCOUNT, AZURE_STORAGE_KEY and AZURE_BLOB_ENDPOINT, for `make run` "
+                "to start Azurite)"
+            )
+
+    @property
+    def azure_configured(self) -> bool:
+        """An Azure account or endpoint is set (else `make run` embeds Azurite)."""
+        return bool({"AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_KEY", "AZURE_BLOB_ENDPOINT"} & self.given)
 
     def with_changes(self, **changes: Any) -> Settings:
         """A copy with some settings replaced (what `make run` fills in for its embedded parts)."""

@@ -1,11 +1,12 @@
-"""Real parts for the tests: storage servers over HTTP (moto, SeaweedFS, and any S3 endpoint named by
-TEST_S3_ENDPOINT_URL), SQLite and PostgreSQL migrated with aerich, and the app served through its ASGI
-interface with its lifespan running.
+"""Real parts for the tests: storage servers over HTTP (moto, SeaweedFS, any S3 endpoint named by
+TEST_S3_ENDPOINT_URL, and Azurite for Azure Blob Storage), SQLite and PostgreSQL migrated with aerich,
+and the app served through its ASGI interface with its lifespan running.
 
-Storage: the session fixtures `moto` and `seaweedfs_server` each start one server for the whole session.
-`harness_factory` / `h` build the app on the `storage_server` fixture, moto unless a test (or module)
-is marked `@pytest.mark.backends("moto", "seaweedfs")`: then it runs once per backend, like Strawberry
-runs one HTTP suite against every integration ("external" adds TEST_S3_ENDPOINT_URL when set)."""
+Storage: the session fixtures `moto`, `seaweedfs_server` and `azurite_server` each start one server for
+the whole session. `harness_factory` / `h` build the app on the `storage_server` fixture, moto unless a
+test (or module) is marked `@pytest.mark.backends("moto", "seaweedfs")`: then it runs once per backend,
+like Strawberry runs one HTTP suite against every integration ("external" adds TEST_S3_ENDPOINT_URL when
+set; "azurite" runs the app with STORAGE_BACKEND=azure)."""
 
 from __future__ import annotations
 
@@ -27,9 +28,10 @@ import pytest
 from botocore.config import Config
 
 from app import db
-from app.embedded import seaweedfs
+from app.embedded import azurite, seaweedfs
 from app.main import create_app
 from app.settings import ROOT, Settings
+from app.storage.azure import AzureConfig
 
 PG_ADMIN_DSN = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
 
@@ -145,8 +147,54 @@ class ExternalServer:
         self.enforces_policy = os.environ.get("TEST_S3_ENFORCES_POLICY", "true").lower() == "true"
 
 
-StorageServer = MotoServer | SeaweedServer | ExternalServer
-BACKENDS = ("moto", "seaweedfs", *(("external",) if os.environ.get("TEST_S3_ENDPOINT_URL") else ()))
+class AzuriteServer:
+    """Azurite's blob service (the npm package pinned in tools/azurite, as `make run` starts it) with its
+    data in a folder of its own: it checks SAS signatures, expiry, permissions and scope, honours CORS
+    and container access levels, and, like Azure, limits neither size nor type."""
+
+    name = "azurite"
+    account = azurite.ACCOUNT
+    key = azurite.KEY
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.endpoint = azurite.blob_endpoint("127.0.0.1", self.port)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.running: Any = None
+
+    def start(self) -> None:
+        self.running = azurite.start("127.0.0.1", self.port, self.folder, setting="a free port")
+
+    def stop(self) -> None:
+        if self.running is not None:
+            self.running.stop()
+            self.running = None
+
+    def config(self, **changes: Any) -> AzureConfig:
+        """A private and a public container of their own (created by `ensure_bucket`)."""
+        name = f"t{uuid.uuid4().hex[:20]}"
+        values: dict[str, Any] = {
+            "account": self.account,
+            "key": self.key,
+            "container": name,
+            "public_container": name + "-public",
+            "endpoint": self.endpoint,
+            **changes,
+        }
+        return AzureConfig(**values)
+
+
+@pytest.fixture(scope="session")
+def azurite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteServer]:
+    server = AzuriteServer(tmp_path_factory.mktemp("azurite"))
+    server.start()
+    yield server
+    server.stop()
+
+
+StorageServer = MotoServer | SeaweedServer | ExternalServer | AzuriteServer
+BACKENDS = ("moto", "seaweedfs", "azurite", *(("external",) if os.environ.get("TEST_S3_ENDPOINT_URL") else ()))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -168,6 +216,8 @@ def storage_server(request: pytest.FixtureRequest) -> StorageServer:
         server: StorageServer = request.getfixturevalue("moto")
     elif request.param == "seaweedfs":
         server = request.getfixturevalue("seaweedfs_server")
+    elif request.param == "azurite":
+        server = request.getfixturevalue("azurite_server")
     else:
         server = ExternalServer()
     return server
@@ -284,6 +334,23 @@ def unscanned_schema() -> Path:
 
 
 def make_settings(server: StorageServer, database_url: str, **overrides: Any) -> Settings:
+    if server.name == "azurite":
+        config = server.config()
+        env = {
+            "DATABASE_URL": database_url,
+            "STORAGE_BACKEND": "azure",
+            "AZURE_STORAGE_ACCOUNT": config.account,
+            "AZURE_STORAGE_KEY": config.key.value,
+            "AZURE_BLOB_ENDPOINT": config.blob_endpoint,
+            "AZURE_CONTAINER": config.container,
+            "AZURE_PUBLIC_CONTAINER": str(config.public_container),
+            "SCHEMA_DIR": str(ROOT / "app" / "schema"),
+            # The version queue stays SQS (moto's, in the tests), whatever the storage.
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        }
+        env.update({k: str(v) for k, v in overrides.items()})
+        return Settings.from_env(env)
     env = {
         "DATABASE_URL": database_url,
         "S3_BUCKET": f"test-{uuid.uuid4().hex[:12]}",
@@ -300,15 +367,19 @@ def make_settings(server: StorageServer, database_url: str, **overrides: Any) ->
 
 
 class Harness:
-    """The app under test plus a raw S3 client to look behind its back."""
+    """The app under test plus a raw client of its storage to look behind its back: `s3` (S3 backends)
+    or `azure` (Azurite: the account's BlobServiceClient)."""
 
     def __init__(self, app: Any, settings: Settings, http: httpx.AsyncClient, s3: Any, server: StorageServer) -> None:
         self.app = app
         self.settings = settings
         self.http = http
-        self.s3 = s3
         self.server = server
-        self.bucket = settings.s3_bucket
+        self.s3 = None if server.name == "azurite" else s3
+        self.azure = s3 if server.name == "azurite" else None
+        azure = settings.storage_backend == "azure"
+        self.bucket = str(settings.azure_container) if azure else settings.s3_bucket
+        self.containers = [c for c in (settings.azure_container, settings.azure_public_container) if c] if azure else []
 
     async def gql(self, query: str, variables: dict[str, Any] | None = None, **headers: str) -> dict[str, Any]:
         response = await self.http.post(
@@ -331,6 +402,13 @@ class Harness:
         return code
 
     async def keys(self) -> list[str]:
+        """Every key in storage (on Azure: in either container, blobs of uncommitted blocks too)."""
+        if self.azure is not None:
+            names: set[str] = set()
+            for name in self.containers:
+                container = self.azure.get_container_client(name)
+                names.update([b.name async for b in container.list_blobs(include=["uncommittedblobs"])])
+            return sorted(names)
         result = await self.s3.list_objects_v2(Bucket=self.bucket)
         return sorted(o["Key"] for o in result.get("Contents", []))
 
@@ -350,7 +428,15 @@ def uploaded_key(presigned: dict[str, Any], file_name: str) -> str:
 
 
 def s3_client(server: StorageServer) -> Any:
-    """A raw S3 client of the server, to look behind the app's back (an async context manager)."""
+    """A raw client of the server, to look behind the app's back (an async context manager): S3, or
+    for Azurite the account's BlobServiceClient."""
+    if server.name == "azurite":
+        from azure.storage.blob.aio import BlobServiceClient
+
+        from app.storage.azure import API_VERSION
+
+        credential = {"account_name": server.account, "account_key": server.key.value}
+        return BlobServiceClient(server.endpoint, credential=credential, api_version=API_VERSION)
     session = aioboto3.Session(
         aws_access_key_id=server.access_key_id,
         aws_secret_access_key=server.secret_access_key,
@@ -373,7 +459,8 @@ async def harness_factory(storage_server: StorageServer, database_url: str) -> A
         await lifespan.__aenter__()
         stack.append(lifespan)
         await app.state.services.storage.ensure_bucket(())
-        buckets.append(settings.s3_bucket)
+        azure = [c for c in (settings.azure_container, settings.azure_public_container) if c]
+        buckets.extend(azure if settings.storage_backend == "azure" else [settings.s3_bucket])
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
         stack.append(http)
         s3_cm = s3_client(storage_server)
@@ -389,6 +476,11 @@ async def harness_factory(storage_server: StorageServer, database_url: str) -> A
 
 
 async def remove_buckets(server: StorageServer, buckets: list[str]) -> None:
+    if server.name == "azurite":
+        async with s3_client(server) as service:
+            for name in buckets:
+                await service.delete_container(name)
+        return
     async with s3_client(server) as s3:
         for bucket in buckets:
             paginator = s3.get_paginator("list_objects_v2")

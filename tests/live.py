@@ -1,6 +1,6 @@
-"""The server as `make run` starts it (`python -m app.run`: embedded SeaweedFS storage and moto's SQS,
-migrations, uvicorn), in a subprocess on free ports with its data in a test folder, for the tests that
-need a real browser or a Node client, or `make run` itself."""
+"""The server as `make run` starts it (`python -m app.run`: embedded SeaweedFS storage, or Azurite with
+STORAGE_BACKEND=azure, and moto's SQS, migrations, uvicorn), in a subprocess on free ports with its data
+in a test folder, for the tests that need a real browser or a Node client, or `make run` itself."""
 
 from __future__ import annotations
 
@@ -24,13 +24,20 @@ from tests.conftest import free_port
 
 class LiveServer:
     def __init__(
-        self, base_url: str, storage_url: str, process: subprocess.Popen[bytes], log_path: Path, data_dir: Path
+        self,
+        base_url: str,
+        storage_url: str,
+        process: subprocess.Popen[bytes],
+        log_path: Path,
+        data_dir: Path,
+        backend: str = "s3",
     ) -> None:
         self.url = base_url
-        self.storage_url = storage_url  # the embedded SeaweedFS (its S3 front)
+        self.storage_url = storage_url  # the embedded SeaweedFS (its S3 front), or Azurite
         self.process = process
         self.log_path = log_path
         self.data_dir = data_dir  # the embedded storage's folder
+        self.backend = backend  # STORAGE_BACKEND: s3 | azure
 
     def s3(self) -> Any:
         """A boto3 client of the embedded storage, with the identity the server made for itself."""
@@ -77,7 +84,14 @@ def start_live_server(
             start_new_session=True,  # a process group of its own, as a terminal gives `make run`
         )
     data_dir = tmp / "embedded" / str(storage_port)
-    server = LiveServer(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{storage_port}", process, log_path, data_dir)
+    server = LiveServer(
+        f"http://127.0.0.1:{port}",
+        f"http://127.0.0.1:{storage_port}",
+        process,
+        log_path,
+        data_dir,
+        settings.get("STORAGE_BACKEND", "s3"),
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -108,8 +122,12 @@ def stop_live_server(server: LiveServer, sig: int = signal.SIGTERM) -> None:
 
 
 @pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = start_live_server(tmp_path_factory.mktemp("live"))
+def live_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """`make run`'s server for a module; a test parametrized indirectly with "azure" gets one on
+    Azurite (STORAGE_BACKEND=azure), else on SeaweedFS."""
+    backend = getattr(request, "param", "s3")
+    settings = {"STORAGE_BACKEND": "azure"} if backend == "azure" else {}
+    server = start_live_server(tmp_path_factory.mktemp(f"live-{backend}"), **settings)
     yield server
     stop_live_server(server)
 

@@ -97,6 +97,8 @@ async def test_unknown_and_malformed_keys(h: Harness) -> None:
     assert code(await save(h, "   ")) == "BAD_USER_INPUT"
     assert code(await save(h, "photos/image/\x00")) == "BAD_USER_INPUT"
     assert code(await save(h, "x" * 5000)) == "BAD_USER_INPUT"
+    for malformed in ("http://[::1/x", "https://127.0.0.1:99999/x.png"):
+        assert code(await save(h, malformed)) == "BAD_USER_INPUT", malformed
     await assert_nothing_saved(h)
 
 

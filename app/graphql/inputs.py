@@ -205,7 +205,10 @@ class PutUploadInput:
 @strawberry.input
 class CompletedPartInput:
     part_number: int
-    etag: str
+    etag: str = strawberry.field(
+        description="The ETag storage answered the part's upload with; empty for the part storage holds "
+        "(for clients that cannot read it: Azure's Put Block answers none)."
+    )
 
 
 # -- record writes -------------------------------------------------------------------------------

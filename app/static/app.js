@@ -6,7 +6,7 @@ const POLL_MS = 1500;
 
 const TABLES = `{ tables { name properties { name type options } } }`;
 
-const PRESIGN_FIELDS = "upload_url upload_url_payload method key url max_size content_types";
+const PRESIGN_FIELDS = "upload_url upload_url_payload method headers key url max_size content_types";
 const IMAGE_PRESIGN = `mutation($type: String, $name: String) {
   image_presign_url(options: {model_property: {model_schema_name: "photos", property_name: "image"},
                               content_type: $type, file_name: $name}) { ${PRESIGN_FIELDS} } }`;
@@ -169,31 +169,40 @@ function queueItem(file) {
   };
 }
 
-/** The text of an S3 error document (<Error><Code>…<Message>…), if the body is one. */
+/** The text of a storage error document (S3 and Azure both answer <Error><Code>…<Message>…), if the body is one. */
 function storageError(xhr) {
   const doc = xhr.responseXML || new DOMParser().parseFromString(xhr.responseText || "", "application/xml");
   const code = doc.querySelector("Error > Code")?.textContent;
   const detail = doc.querySelector("Error > Message")?.textContent;
-  if (code === "EntityTooLarge") return new UploadError("Storage refused the file: it is larger than allowed.", code);
-  if (code === "AccessDenied") {
-    return new UploadError("Storage refused the upload (the presigned form was rejected or expired); try again.", code);
+  if (code === "EntityTooLarge" || code === "RequestBodyTooLarge") {
+    return new UploadError("Storage refused the file: it is larger than allowed.", code);
+  }
+  if (code === "AccessDenied" || code === "AuthenticationFailed" || code === "AuthorizationPermissionMismatch") {
+    return new UploadError("Storage refused the upload (the presigned URL was rejected or expired); try again.", code);
   }
   return new UploadError(`Storage answered HTTP ${xhr.status}${code ? `: ${code}` : ""}` +
-    `${detail ? ` (${detail})` : ""}.`, code || "STORAGE_ERROR");
+    `${detail ? ` (${detail.split("\n")[0]})` : ""}.`, code || "STORAGE_ERROR");
 }
 
-/** POST the presigned form with XMLHttpRequest (fetch has no upload progress). Resolves to the
- * value to save: S3's <Location> when it sends one, else the key (moto answers 201 with no body). */
+/** Send the file as the presign says, with XMLHttpRequest (fetch has no upload progress): a form POST
+ * (S3), or a PUT of the file itself with exactly the headers given (Azure, or a presigned S3 PUT).
+ * Resolves to the value to save: S3's <Location> when it sends one, else the object's URL or key. */
 function sendToStorage(presigned, file, onProgress) {
   return new Promise((resolve, reject) => {
-    const form = new FormData();
-    for (const [name, value] of Object.entries(presigned.upload_url_payload)) {
-      // An empty Content-Type field means "send the file's own type" (include_content_type).
-      form.append(name, name === "Content-Type" && value === "" ? file.type : value);
-    }
-    form.append("file", file); // last: S3 ignores fields after the file
     const xhr = new XMLHttpRequest();
-    xhr.open(presigned.method || "POST", presigned.upload_url);
+    const put = (presigned.method || "POST").toUpperCase() === "PUT";
+    xhr.open(put ? "PUT" : "POST", presigned.upload_url);
+    let body = file;
+    if (put) {
+      for (const [name, value] of Object.entries(presigned.headers || {})) xhr.setRequestHeader(name, value);
+    } else {
+      body = new FormData();
+      for (const [name, value] of Object.entries(presigned.upload_url_payload)) {
+        // An empty Content-Type field means "send the file's own type" (include_content_type).
+        body.append(name, name === "Content-Type" && value === "" ? file.type : value);
+      }
+      body.append("file", file); // last: S3 ignores fields after the file
+    }
     xhr.upload.addEventListener("progress", (event) => {
       if (event.lengthComputable) onProgress(event.loaded / event.total);
     });
@@ -203,6 +212,10 @@ function sendToStorage(presigned, file, onProgress) {
         return;
       }
       onProgress(1);
+      if (put) {
+        resolve(presigned.url || presigned.key);
+        return;
+      }
       const doc = xhr.responseText
         ? new DOMParser().parseFromString(xhr.responseText, "application/xml") : null;
       const location = doc?.querySelector("Location")?.textContent;
@@ -210,7 +223,7 @@ function sendToStorage(presigned, file, onProgress) {
     });
     xhr.addEventListener("error", () =>
       reject(new UploadError("The upload to storage failed (network error or CORS); try again.", "NETWORK_ERROR")));
-    xhr.send(form);
+    xhr.send(body);
   });
 }
 
@@ -218,7 +231,7 @@ async function uploadOne(file) {
   const ui = queueItem(file);
   try {
     const target = targetFor(file);
-    ui.say("Asking the API for an upload form…");
+    ui.say("Asking the API where to upload…");
     const data = await gql(target.mutation, { type: file.type, name: file.name });
     const presigned = data[target.field];
     ui.say("Uploading to storage…");

@@ -1,5 +1,10 @@
 """Issuing uploads: presigned form POSTs and PUTs (and the checks multipart shares), always to a
-quarantine key, under the caller's presign quota. Signing is local computation."""
+quarantine key, under the caller's presign quota. Signing is local computation.
+
+Storage without form POSTs (Azure Blob Storage: `capabilities.form_post` is false) answers the form
+presigns with a PUT of the same limits (`open_put_grant`): the key is exact (a PUT URL names one
+object, so the file name is fixed at presign: the client's `file_name`, else `file`), the type is
+exact only when the client named one, and the size is bounded only by the save's checks."""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from app.policy import (
     form_grant,
     narrow,
     normalize_media_type,
+    open_put_grant,
     put_grant,
 )
 from app.settings import Settings
@@ -26,6 +32,13 @@ from app.storage.base import FILENAME_VAR, Storage
 from app.tables import SINGLE_UPLOAD_MAX
 from app.uploads.catalog import Catalog
 from app.uploads.values import Caller, ExactUpload, PresignedUpload
+
+# The file name of a PUT presigned without one (a PUT URL names its object up front).
+DEFAULT_FILE_NAME = "file"
+
+
+def _content_types(limits: UploadLimits) -> list[str]:
+    return [limits.declared_content_type] if limits.declared_content_type else list(limits.content_types)
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,8 @@ class Issuing:
         self.storage = storage
         self.clock = clock
         self.expires_in = settings.presign_expires_in
+        # What one POST or PUT may carry: the server's limit, or storage's when smaller (Azure's Put Blob).
+        self.single_upload_max = min(SINGLE_UPLOAD_MAX, storage.capabilities.max_single_upload)
         self.quota = PresignQuota(
             settings.presign_rate_per_minute, settings.max_pending_uploads, clock, store=settings.presign_rate_store
         )
@@ -77,11 +92,13 @@ class Issuing:
             raise ContentTypeNotAllowed(
                 f"{table}.{prop} is an image property; {client.content_type[:100]} is not an image"
             )
-        limits = narrow(pdef.upload_options(), client)
+        limits = narrow(pdef.upload_options(), client, max_allowed=self.single_upload_max)
         if file_name is not None and (not file_name.strip() or len(file_name) > 1024):
             raise BadUserInput("file_name must be a non-empty name of at most 1024 characters (or left out)")
         safe_name = sanitize_file_name(file_name) if file_name else None
         token = new_token()
+        if not self.storage.capabilities.form_post:
+            return await self._put_instead(caller, table, prop, token, limits, safe_name)
         permanent = key_prefix(table, prop, token) + safe_name if safe_name else None
         key = quarantine_key(key_prefix(table, prop, token) + (safe_name or FILENAME_VAR))
         expires_at = self.expiry()
@@ -97,9 +114,29 @@ class Issuing:
             url=self.storage.public_url(key) if safe_name else None,
             expires_at=expires_at,
             max_size=limits.max_size,
-            content_types=[limits.declared_content_type]
-            if limits.declared_content_type
-            else list(limits.content_types),
+            content_types=_content_types(limits),
+        )
+
+    async def _put_instead(
+        self, caller: Caller, table: str, prop: str, token: str, limits: UploadLimits, safe_name: str | None
+    ) -> PresignedUpload:
+        """A form presign on storage without form POSTs: a PUT of one exact key within the same limits."""
+        file_name = safe_name or DEFAULT_FILE_NAME
+        permanent = key_prefix(table, prop, token) + file_name
+        key = quarantine_key(permanent)
+        expires_at = self.expiry()
+        request = await self.storage.presign_put(open_put_grant(limits, key, self.expires_in))
+        await self.record(caller, table, prop, token, "put", permanent, limits, expires_at, safe_name)
+        return PresignedUpload(
+            upload_url=request.url,
+            payload={},
+            method="PUT",
+            key=key,
+            url=self.storage.public_url(key),
+            expires_at=expires_at,
+            max_size=limits.max_size,
+            content_types=_content_types(limits),
+            headers=request.headers,
         )
 
     def prepare_exact(
@@ -141,7 +178,7 @@ class Issuing:
     ) -> PresignedUpload:
         """A presigned PUT: exact key, type and length (and checksum) are signed, so storage refuses
         any other file; the same limits and verified save as a POST apply."""
-        issued = self.prepare_exact(table, prop, accepts, client, put)
+        issued = self.prepare_exact(table, prop, accepts, client, put, max_allowed=self.single_upload_max)
         await self.take_quota(caller)
         expires_at = self.expiry()
         grant = put_grant(issued.limits, issued.quarantine_key, self.expires_in, put.size, issued.checksum_sha256)

@@ -35,8 +35,10 @@ from app.uploads.status import UploadStatus
 from app.uploads.values import Caller, ExactUpload
 
 MIB = 1024**2
-MIN_PART_SIZE = 5 * MIB  # S3's minimum for every part but the last
-MAX_PARTS = 10_000
+# S3's minimum for every part but the last; the part size on every backend (Azure has no minimum, but
+# fewer, larger blocks mean fewer requests).
+MIN_PART_SIZE = 5 * MIB
+MAX_PARTS = 10_000  # S3's; a backend's own comes from its capabilities (Azure: 50,000 blocks)
 # Signing is CPU work on the event loop (~0.33 ms per part URL with botocore): 100 per request
 # keeps one call under ~35 ms. Uppy signs one part per call anyway.
 MAX_PARTS_PER_REQUEST = 100
@@ -45,10 +47,10 @@ MAX_PARTS_PER_REQUEST = 100
 MULTIPART_EXPIRES_IN = 24 * 3600
 
 
-def part_plan(size: int) -> tuple[int, int]:
+def part_plan(size: int, max_parts: int = MAX_PARTS) -> tuple[int, int]:
     """(part_size, part_count) for a file of `size` bytes: the smallest whole-MiB part size of at
-    least 5 MiB that needs no more than 10,000 parts. Deterministic, so any device agrees."""
-    part_size = max(MIN_PART_SIZE, math.ceil(size / MAX_PARTS / MIB) * MIB)
+    least 5 MiB that needs no more than `max_parts` parts. Deterministic, so any device agrees."""
+    part_size = max(MIN_PART_SIZE, math.ceil(size / max_parts / MIB) * MIB)
     return part_size, max(1, math.ceil(size / part_size))
 
 
@@ -80,6 +82,10 @@ class Multipart:
         self.issuing = issuing
         self.storage = storage
         self.clock = issuing.clock
+        self.max_parts = storage.capabilities.max_parts
+
+    def plan(self, size: int) -> tuple[int, int]:
+        return part_plan(size, self.max_parts)
 
     async def create(self, caller: Caller, table: str, prop: str, exact: ExactUpload) -> MultipartStarted:
         if exact.size < MIN_PART_SIZE:
@@ -93,7 +99,7 @@ class Multipart:
             table, prop, UPLOAD_TYPES, ClientOptions(), exact, max_allowed=MULTIPART_MAX
         )
         await self.issuing.take_quota(caller)
-        part_size, part_count = part_plan(exact.size)
+        part_size, part_count = self.plan(exact.size)
         expires_at = self.issuing.expiry(MULTIPART_EXPIRES_IN)
         # The row comes first: if storage fails after creating the upload, the sweep still knows
         # the prefix and aborts or deletes whatever is there.
@@ -122,7 +128,7 @@ class Multipart:
         """Part URLs, valid for PRESIGN_EXPIRES_IN (never past the upload's expiry); sign again
         whenever one has expired."""
         upload = await self._open(caller, upload_id, key)
-        _, part_count = part_plan(upload.declared_size or 0)
+        _, part_count = self.plan(upload.declared_size or 0)
         if not part_numbers:
             raise BadUserInput("part_numbers is empty: name the parts to sign (1 to part_count)")
         if len(part_numbers) > MAX_PARTS_PER_REQUEST:
@@ -151,7 +157,7 @@ class Multipart:
     ) -> CompletedObject:
         upload = await self._open(caller, upload_id, key)
         declared = upload.declared_size or 0
-        _, part_count = part_plan(declared)
+        _, part_count = self.plan(declared)
         wanted = self._checked_parts(parts, part_count)
         stored = await self.storage.list_parts(key, upload_id)
         if stored is None:
@@ -162,13 +168,16 @@ class Multipart:
             raise UploadExpired("this multipart upload is no longer open in storage (aborted or expired)")
         by_number = {p.part_number: p for p in stored}
         total = 0
-        for number, etag in wanted:
+        for i, (number, etag) in enumerate(wanted):
             part = by_number.get(number)
             if part is None:
                 raise BadUserInput(
                     f"part {number} was not uploaded; upload it (multipart_upload_list_parts shows what is)"
                 )
-            if part.etag != etag:
+            if not etag:
+                # A client that cannot read the ETag (Azure's Put Block answers none): the stored part.
+                wanted[i] = (number, part.etag)
+            elif part.etag != etag:
                 raise BadUserInput(
                     f"part {number}'s ETag {etag[:80]!r} is not the stored one; send the ETag storage returned for it"
                 )
@@ -231,7 +240,10 @@ class Multipart:
 
     def _checked_parts(self, parts: Sequence[tuple[int, str]], part_count: int) -> list[tuple[int, str]]:
         if not parts:
-            raise BadUserInput("parts is empty: list every part with the ETag storage returned for it")
+            raise BadUserInput(
+                "parts is empty: list every part with the ETag storage returned for it (or an empty etag for "
+                "the part storage holds)"
+            )
         seen: set[int] = set()
         out: list[tuple[int, str]] = []
         for number, etag in parts:
@@ -239,8 +251,9 @@ class Multipart:
             if number in seen:
                 raise BadUserInput(f"part {number} is listed twice")
             seen.add(number)
+            # An empty ETag stands for the part storage holds (see `complete`).
             cleaned = etag.strip().strip('"')
-            if not cleaned or len(cleaned) > 256:
+            if len(cleaned) > 256:
                 raise BadUserInput(f"part {number} has no valid ETag")
             out.append((number, cleaned))
         return sorted(out)

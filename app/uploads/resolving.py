@@ -36,7 +36,11 @@ class Resolving:
         if "://" not in value:
             key = value
         else:
-            parts = urlsplit(value)
+            try:
+                parts = urlsplit(value)
+                parts.port  # noqa: B018 (a malformed port raises here, as a malformed host does above)
+            except ValueError:
+                raise BadUserInput("the upload value is not a valid URL: pass the uploaded file's URL or key") from None
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise ForeignUpload("only http(s) URLs of this server's storage are accepted")
             found = self._cdn_key(value) or self.storage.key_from_url(value)
