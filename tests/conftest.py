@@ -344,7 +344,7 @@ def make_settings(server: StorageServer, database_url: str, **overrides: Any) ->
             "AZURE_BLOB_ENDPOINT": config.blob_endpoint,
             "AZURE_CONTAINER": config.container,
             "AZURE_PUBLIC_CONTAINER": str(config.public_container),
-            "SCHEMA_DIR": str(ROOT / "app" / "schema"),
+            "SCHEMA_DIR": str(unscanned_schema()),
             # The version queue stays SQS (moto's, in the tests), whatever the storage.
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",

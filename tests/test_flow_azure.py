@@ -27,6 +27,15 @@ from tests.large import MIB, MP_COMPLETE, MP_CREATE, MP_LIST, MP_SIGN, PUT_PRESI
 from tests.test_worker import FAST, queue_url, running_worker, settled
 
 pytestmark = pytest.mark.backends("azurite")
+
+
+@pytest.fixture
+async def h(harness_factory: Any) -> Harness:
+    # Private documents are read back anonymously here (access rules are tests/test_access.py's).
+    harness: Harness = await harness_factory(ANONYMOUS_READS="all")
+    return harness
+
+
 __all__ = ["queue_url"]  # the fixture, imported for pytest
 
 LATER = timedelta(days=3)  # past every expiry (multipart: one day) plus the sweep's grace
@@ -65,7 +74,7 @@ async def save_photo(h: Harness, data: bytes, name: str = "cat.png") -> dict[str
 
 @pytest.fixture
 async def big(harness_factory: Any, tmp_path: Path) -> Harness:
-    harness: Harness = await harness_factory(SCHEMA_DIR=schema_dir(tmp_path))
+    harness: Harness = await harness_factory(SCHEMA_DIR=schema_dir(tmp_path), ANONYMOUS_READS="all")
     return harness
 
 
@@ -284,7 +293,7 @@ async def test_the_part_plan_keeps_to_azures_50000_blocks(h: Harness) -> None:
 
 
 async def test_versions_are_built_by_the_worker_and_stored_on_azure(harness_factory: Any, queue_url: str) -> None:
-    h = await harness_factory(QUEUE_URL=queue_url, **FAST)
+    h = await harness_factory(QUEUE_URL=queue_url, ANONYMOUS_READS="all", **FAST)
     _, public = bases(h)
     created = await save_photo(h, files.png(640, 480), "big.png")
     async with running_worker(h):

@@ -68,10 +68,9 @@ def test_make_run_on_azurite_serves_the_flow_and_keeps_everything_across_a_resta
     port, storage_port = free_port(), free_port()
     server = start_live_server(tmp_path, port=port, storage_port=storage_port, database=False, STORAGE_BACKEND="azure")
     try:
-        assert httpx.get(server.url + "/readyz").json() == {
-            "status": "ready",
-            "checks": {"database": "ok", "storage": "ok"},
-        }
+        ready = httpx.get(server.url + "/readyz").json()
+        # (A scanner entry too where make run found clamd to start.)
+        assert ready["status"] == "ready" and ready["checks"]["storage"] == ready["checks"]["database"] == "ok"
         endpoint = azurite.blob_endpoint("127.0.0.1", storage_port)
         presigned = gql(server, PHOTO)["image_presign_url"]
         assert presigned["upload_url"].startswith(f"{endpoint}/uploads/cache/photos/image/")

@@ -522,6 +522,9 @@ class AzureStorage:
                 if _status(exc) == 416:  # an empty blob
                     return blob, None, b""
                 if _status(exc) == 412:
+                    # Azure answers a conditional read of a blob that is not in this container with 412
+                    # too: a 404 from its properties sends `_found` on to the next container.
+                    await blob.get_blob_properties()
                     raise PreconditionFailed(f"{key} no longer has ETag {if_match}") from exc
                 raise
             return blob, downloader, await downloader.readall()
