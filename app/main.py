@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from starlette.applications import Starlette
@@ -14,10 +15,12 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
 from app import db
@@ -26,6 +29,7 @@ from app.errors import AppError
 from app.graphiql import graphiql_html
 from app.graphql.context import Context
 from app.graphql.schema import build_schema, convert_error
+from app.graphql.ws import Connections, LiveWebSocket, LiveWSHandler
 from app.metrics import ObserveMiddleware, count_mutations, metrics_endpoint
 from app.rest import RestApi
 from app.runtime import startup_objects_frozen
@@ -42,10 +46,23 @@ STATIC_DIR = ROOT / "app" / "static"
 
 
 class GraphQLApp(GraphQL[Context, None]):
+    # Subscriptions: graphql-transport-ws only, through the hardened handler (app/graphql/ws.py).
+    graphql_transport_ws_handler_class = LiveWSHandler
+    websocket_adapter_class = LiveWebSocket  # type: ignore[assignment]
+
     def __init__(self, services: Services, **kwargs: Any) -> None:
-        kwargs.setdefault("graphql_ide", "graphiql" if services.settings.graphiql else None)
-        super().__init__(build_schema(settings=services.settings, observers=(count_mutations,)), **kwargs)
+        s = services.settings
+        kwargs.setdefault("graphql_ide", "graphiql" if s.graphiql else None)
+        super().__init__(
+            build_schema(settings=s, observers=(count_mutations,)),
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=s.live_init_timeout),
+            max_subscriptions_per_connection=None,  # LiveWSHandler applies ours, with a code
+            allowed_origins=s.cors_origins,  # browsers on other origins, as for HTTP (CORS)
+            **kwargs,
+        )
         self.services = services
+        self.connections = Connections(s, services.auth)
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:  # type: ignore[override]
         if result.errors:
@@ -57,15 +74,16 @@ class GraphQLApp(GraphQL[Context, None]):
     def graphql_ide_html(self) -> str:
         return graphiql_html()
 
-    async def get_context(self, request: Request, response: Response | None) -> Context:  # type: ignore[override]
+    async def get_context(self, request: Request | WebSocket, response: Response | None) -> Context:  # type: ignore[override]
         s = self.services
         context = Context(
             request=request,
-            response=response,
+            response=None if isinstance(request, WebSocket) else response,
             uploads=s.uploads,
             records=s.records,
             caller=s.auth.anonymous(request),
             auth_required=s.auth.enabled,
+            live=s.live,
         )
         try:
             context.caller = s.auth.authenticate(request)
@@ -82,6 +100,7 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with services:
+            await services.live.start()
             worker = None
             if services.queue is not None:
                 sweeper = sweeper_for(services)
@@ -94,6 +113,7 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
             finally:
                 if worker is not None and task is not None:
                     await stop_gracefully(worker, task)
+                await services.live.close()
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -136,6 +156,7 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST", "OPTIONS"]),
+            WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             *RestApi(services.uploads, services.records, services.auth).routes(),

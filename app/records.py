@@ -13,6 +13,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from app.errors import BadUserInput, Forbidden, PropertyNotFound, RecordNotFound, UploadAlreadyAttached
+from app.events import Publish
 from app.models import Record, Upload, UploadVersion
 from app.tables import PropertyDef, TableDef
 from app.uploads import Caller, Uploads, UploadView, Verified, version_key
@@ -99,8 +100,10 @@ def coerce(pdef: PropertyDef, value: str | None) -> Any:
 
 
 class Records:
-    def __init__(self, uploads: Uploads) -> None:
+    def __init__(self, uploads: Uploads, publish: Publish | None = None) -> None:
         self.uploads = uploads
+        # Announces committed changes of a record's uploads to live subscribers (app/events.py).
+        self.publish: Publish = publish or (lambda record_id, prop: None)
 
     # -- writes --------------------------------------------------------------------------------
     async def create(self, caller: Caller, table: str, properties: Sequence[tuple[str, str | None]]) -> RecordView:
@@ -113,6 +116,7 @@ class Records:
             )
             attached, views = await self._attach(record, tdef, verified)
         await self.uploads.attached(attached)
+        # No publish: nobody can follow a record that did not exist (subscribing needs its id).
         # A new record holds exactly the uploads just attached, as just written: no need to read them back.
         return RecordView(record, views)
 
@@ -135,6 +139,8 @@ class Records:
             discarded = await self._release(locked.id, cleared)
             attached, _ = await self._attach(locked, tdef, verified)
             discarded += await self._release(locked.id, list(verified), keep=[v.upload.id for v in verified.values()])
+        for name in files:
+            self.publish(locked.id, name)
         await self.uploads.discard(discarded)
         await self.uploads.attached(attached)
         return await self._view(locked)
@@ -145,6 +151,7 @@ class Records:
         async with in_transaction():
             discarded = await self._release(record.id, None)
             await Record.filter(id=record.id).delete()
+        self.publish(record.id, None)
         await self.uploads.discard(discarded)
         return view
 

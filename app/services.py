@@ -12,7 +12,9 @@ from tortoise.context import TortoiseContext
 
 from app import db
 from app.auth import Authenticator
+from app.events import Events
 from app.keys import StorageUrls
+from app.live import LiveUploads
 from app.queue import Queue
 from app.records import Records
 from app.settings import Settings
@@ -39,9 +41,12 @@ class Services:
         )
         self.storage = Storage(settings, self.urls)
         self.queue = Queue(settings, settings.queue_url) if settings.queue_url else None
+        self.events = Events(settings.database_url)
         self.uploads = Uploads(settings, self.tables, self.storage, self.urls, on_attached=self.queue_versions)
-        self.records = Records(self.uploads)
-        self.versions = Versions(settings, self.tables, self.storage)
+        self.records = Records(self.uploads, publish=self.events.publish)
+        self.versions = Versions(settings, self.tables, self.storage, publish=self.events.publish)
+        # Started by the API only (app/main.py): the worker and the sweep follow nothing.
+        self.live = LiveUploads(self.records, self.events, settings.live_resync_seconds)
         self.auth = Authenticator(settings)
         self._orm: TortoiseContext | None = None
 
@@ -50,9 +55,11 @@ class Services:
             await self.queue.send([str(i) for i in upload_ids])
 
     async def open(self) -> None:
-        """Connect the database, storage and queue; on a failure, what was opened is closed again."""
+        """Connect the database, change notifications, storage and queue; on a failure, what was
+        opened is closed again."""
         self._orm = await db.connect(self.settings.database_url)
         try:
+            await self.events.open()
             await self.storage.start()
             if self.queue is not None:
                 await self.queue.start()
@@ -64,6 +71,7 @@ class Services:
         if self.queue is not None:
             await self.queue.close()
         await self.storage.close()
+        await self.events.close()
         if self._orm is not None:
             await db.disconnect(self._orm)
             self._orm = None

@@ -4,7 +4,9 @@
   introspection) rules, both remembered per document text, so a repeated document costs a dictionary
   lookup;
 - refuse the caller before any resolver when AuthGate says so (app/graphql/auth_gate.py);
-- afterwards, hand the result to the observers (the Prometheus counters of app/metrics.py).
+- afterwards, hand the result to the observers (the Prometheus counters of app/metrics.py);
+- give each result streamed over WebSocket its errors' codes, as HTTP answers get them in
+  `GraphQLApp.process_result` (app/main.py).
 
 Strawberry's MaxTokensLimiter, ParserCache, QueryDepthLimiter, MaxAliasesLimiter, ValidationCache and
 DisableIntrospection do the same as separate extensions; every extension adds hook calls to every
@@ -23,6 +25,7 @@ from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.schema.schema import validate_document
 from strawberry.types import ExecutionContext
+from strawberry.types.execution import ExecutionResult
 
 from app.graphql.auth_gate import refuse_unauthorised
 
@@ -78,8 +81,10 @@ class RequestPipeline(SchemaExtension):
         max_tokens: int,
         rules: tuple[type[ASTValidationRule], ...],
         observers: Sequence[Callable[[ExecutionContext], None]] = (),
+        convert: Callable[[GraphQLError], GraphQLError] | None = None,
     ) -> None:
         self.cache = cache
+        self.convert = convert
         self.max_tokens = max_tokens
         self.rules = rules
         self.observers = observers
@@ -114,3 +119,8 @@ class RequestPipeline(SchemaExtension):
         yield
         for observe in self.observers:
             observe(ctx)
+
+    def on_stream_result(self, result: object) -> Iterator[None]:
+        if self.convert is not None and isinstance(result, ExecutionResult) and result.errors:
+            result.errors = [self.convert(error) for error in result.errors]
+        yield

@@ -27,6 +27,7 @@ from app.graphql.inputs import (
 from app.graphql.multipart import MultipartMutation
 from app.graphql.pipeline import DocumentCache, RequestPipeline, limit_rules
 from app.graphql.scalars import SCALARS
+from app.graphql.subscriptions import Subscription
 from app.graphql.types import DIRECT_RESOLVERS, PresignedUploadUrl, Record, RecordCollection, Table
 from app.settings import Settings
 
@@ -194,9 +195,16 @@ def build_schema(
     schema = AppSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         config=StrawberryConfig(auto_camel_case=False, scalar_map=SCALARS),
         extensions=[
-            lambda: RequestPipeline(cache=cache, max_tokens=s.graphql_max_tokens, rules=rules, observers=observers)
+            lambda: RequestPipeline(
+                cache=cache,
+                max_tokens=s.graphql_max_tokens,
+                rules=rules,
+                observers=observers,
+                convert=lambda error: convert_error(error, debug=s.debug),
+            )
         ],
     )
     install_direct_resolvers(schema, (*DIRECT_ROOT_FIELDS, *DIRECT_RESOLVERS))
