@@ -66,14 +66,15 @@ class Client:
         await self.ws.send(message if isinstance(message, (str, bytes)) else json.dumps(message))
 
     async def receive(self, within: float = 15) -> dict[str, Any]:
-        while True:
-            message: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), within))
-            if message.get("type") == "ping":
-                self.pings += 1
-                if self.answer_pings:
-                    await self.send({"type": "pong"})
-                continue
-            return message
+        async with asyncio.timeout(within):
+            while True:
+                message: dict[str, Any] = json.loads(await self.ws.recv())
+                if message.get("type") == "ping":
+                    self.pings += 1
+                    if self.answer_pings:
+                        await self.send({"type": "pong"})
+                    continue
+                return message
 
     async def init(self, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         await self.send({"type": "connection_init", **({"payload": payload} if payload is not None else {})})
@@ -87,8 +88,10 @@ class Client:
     async def until_done(self, op_id: str, within: float = 30) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """The `next` payloads of `op_id`, and the message that ended it (complete or error)."""
         events: list[dict[str, Any]] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
         while True:
-            message = await self.receive(within)
+            message = await self.receive(deadline - loop.time())
             assert message.get("id") == op_id, message
             if message["type"] == "next":
                 events.append(message["payload"])
@@ -104,8 +107,9 @@ class Client:
     async def closed(self, within: float = 15) -> tuple[int | None, str | None]:
         """Wait until the server closes the connection; its close code and reason."""
         with contextlib.suppress(ConnectionClosed):
-            while True:
-                await asyncio.wait_for(self.ws.recv(), within)
+            async with asyncio.timeout(within):
+                while True:
+                    await self.ws.recv()
         return self.ws.close_code, self.ws.close_reason
 
 

@@ -95,8 +95,15 @@ class RequestPipeline(SchemaExtension):
         query = ctx.query or ""
         entry = self.cache.get(query)
         if entry is None:
-            # A GraphQLError here (syntax, too many tokens) reaches the client as a parse failure.
-            entry = _Entry(parse(query, max_tokens=self.max_tokens))
+            try:
+                entry = _Entry(parse(query, max_tokens=self.max_tokens))
+            except GraphQLError:
+                # Strawberry parses it again, under the same limit, where a syntax error (or too many
+                # tokens) becomes the operation's parse failure: for a streamed operation too,
+                # whose runner does not catch what a parsing hook raises.
+                ctx.parse_options["max_tokens"] = self.max_tokens
+                yield
+                return
             self.cache.put(query, entry)
         self._entry = entry
         ctx.graphql_document = entry.document
