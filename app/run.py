@@ -158,6 +158,8 @@ def serve(settings: Settings, embedded: EmbeddedProcess | None) -> None:
         loop="uvloop",
         http="httptools",
         timeout_keep_alive=settings.keep_alive_seconds,
+        # A WebSocket message is held whole before the app sees it: the same bound as a request body.
+        ws_max_size=settings.max_body_bytes,
         log_level="info",
         access_log=False,  # ObserveMiddleware logs each request with its id
         log_config=None,  # keep the handlers configure_logging installed
