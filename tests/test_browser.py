@@ -1,10 +1,12 @@
 """The demo page in headless Chromium (Debian's, driven by Playwright): a user picks an image and a
-PDF, watches them upload, sees them listed with their versions, downloads the private PDF through its
+PDF, watches them upload, sees them listed with their versions as they arrive (through the GraphQL
+subscription, or by polling in a browser without WebSocket), downloads the private PDF through its
 signed link, and reads errors in words. Also GraphiQL at /graphql."""
 
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 
@@ -49,6 +51,10 @@ def open_demo(page: object, live: LiveServer) -> None:
 def test_upload_image_and_pdf_then_see_them_listed(page: object, live_server: LiveServer) -> None:
     expect = playwright_api.expect
     png, pdf = photo_png(), files.pdf()
+    frames: list[str] = []
+    page.on(  # type: ignore[attr-defined]
+        "websocket", lambda ws: ws.on("framereceived", lambda frame: frames.append(str(frame)))
+    )
     open_demo(page, live_server)
     page.set_input_files(  # type: ignore[attr-defined]
         "#file-input",
@@ -97,7 +103,7 @@ def test_upload_image_and_pdf_then_see_them_listed(page: object, live_server: Li
     page.screenshot(path=str(ARTIFACTS / "demo-page.png"), full_page=True)  # type: ignore[attr-defined]
     assert page.problems == []  # type: ignore[attr-defined]
 
-    # The thumb version appears by polling once the background worker has built it.
+    # The thumb version appears once the background worker has built it, pushed through the subscription.
     thumb = photo.locator('.versions li[data-version="thumb"]')
     try:
         expect(thumb).to_have_attribute("data-status", "ready", timeout=THUMB_TIMEOUT_MS)
@@ -113,7 +119,29 @@ def test_upload_image_and_pdf_then_see_them_listed(page: object, live_server: Li
     )
     assert thumb_img.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [200, 200]
     expect(thumb.locator(".badge")).to_contain_text("ready")
+    expect(page.locator("#photos")).to_have_attribute("data-updates", "subscription")  # type: ignore[attr-defined]
+    pushed = [json.loads(f) for f in frames if '"next"' in f]
+    assert any(
+        v["name"] == "thumb" and v["status"] == "ready"
+        for f in pushed
+        for v in f["payload"]["data"]["property_upload_changed"]["version_details"]
+    ), frames
     page.screenshot(path=str(ARTIFACTS / "demo-page-versions.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def test_without_websocket_the_page_polls_for_versions(page: object, live_server: LiveServer) -> None:
+    expect = playwright_api.expect
+    page.add_init_script("delete window.WebSocket")  # type: ignore[attr-defined]
+    open_demo(page, live_server)
+    page.set_input_files(  # type: ignore[attr-defined]
+        "#file-input", [{"name": "polled.png", "mimeType": "image/png", "buffer": photo_png(400, 300)}]
+    )
+    expect(page.locator("#queue li").filter(has_text="polled.png")).to_contain_text("Saved as photos record")  # type: ignore[attr-defined]
+    photo = page.locator("#photos > li").filter(has_text="polled.png")  # type: ignore[attr-defined]
+    expect(page.locator("#photos")).to_have_attribute("data-updates", "polling")  # type: ignore[attr-defined]
+    thumb = photo.locator('.versions li[data-version="thumb"]')
+    expect(thumb).to_have_attribute("data-status", "ready", timeout=THUMB_TIMEOUT_MS)
+    assert page.problems == []  # type: ignore[attr-defined]
 
 
 def test_errors_are_shown_in_words_next_to_the_file(page: object, live_server: LiveServer) -> None:
