@@ -85,6 +85,16 @@ class Authenticator:
             raise Unauthenticated("this server runs without auth and accepts no tokens; drop the Authorization header")
         return Caller(subject=self.verify(token.strip()))
 
+    def expires_at(self, header: str) -> int:
+        """When the token of an `Authorization` value that `authenticate_header` accepted expires
+        (Unix seconds): a connection that outlives its token is closed then."""
+        token = header.strip().partition(" ")[2].strip()
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            return remembered.expires
+        # Verified a moment ago (it is too long to be remembered): only its `exp` is read again.
+        return int(jwt.decode(token, options={"verify_signature": False})["exp"])
+
     def authenticate_writer(self, request: HTTPConnection) -> Caller:
         """As `authenticate`, for endpoints that change something: with auth on, an anonymous caller
         gets Unauthenticated, as GraphQL mutations do."""

@@ -27,7 +27,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from app import db
+from app import db, metrics
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Events:
 
     def __init__(self, database_url: str) -> None:
         self._listeners: list[tuple[OnChange, OnGap]] = []
-        self._postgres = _PostgresChannel(self._deliver, self._gap) if db.is_postgres(database_url) else None
+        self._postgres = _PostgresChannel(self._remote, self._gap) if db.is_postgres(database_url) else None
 
     def listen(self, on_change: OnChange, on_gap: OnGap) -> Callable[[], None]:
         """Call `on_change(record_id, prop)` for each change, here or in another process, and
@@ -64,6 +64,7 @@ class Events:
 
     def publish(self, record_id: int, prop: str | None = None) -> None:
         """Announce a committed change. Never blocks and never raises: the caller's work is done."""
+        metrics.LIVE_NOTIFICATIONS.labels("local").inc()
         self._deliver(record_id, prop)
         if self._postgres is not None:
             self._postgres.send(record_id, prop)
@@ -75,6 +76,10 @@ class Events:
     async def close(self) -> None:
         if self._postgres is not None:
             await self._postgres.stop()
+
+    def _remote(self, record_id: int, prop: str | None) -> None:
+        metrics.LIVE_NOTIFICATIONS.labels("remote").inc()
+        self._deliver(record_id, prop)
 
     def _deliver(self, record_id: int, prop: str | None) -> None:
         for on_change, _ in list(self._listeners):

@@ -9,8 +9,8 @@ only wakes the followers of that record property. A woken follower re-reads the 
 of the same property share one read (the topic's single flight), and a follower that is slow to take
 its states simply finds the latest one when it comes back: in between, intermediate states are
 skipped and the last one never is. A notification can be lost (a crash between a commit and its
-NOTIFY, a dropped connection), so every LIVE_RESYNC_SECONDS one batched read per 500 followed
-records compares what the followers last read with the database, and wakes those that differ.
+NOTIFY, a dropped connection), so a sweep over LIVE_RESYNC_SECONDS reads the followed records again
+in batches of 200, compares them with what their followers last read, and wakes those that differ.
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 from collections.abc import AsyncGenerator, Hashable, Sequence
 from typing import Any
 
 from tortoise.models import Model
 
-from app import db
+from app import db, metrics
 from app.errors import PropertyNotFound, PropertyTypeMismatch, RecordNotFound
 from app.events import Events
 from app.models import Record, Upload, UploadVersion
@@ -37,7 +38,8 @@ Key = tuple[int, str]  # (record id, property name)
 
 # Worker bookkeeping that no reader sees: a change there is not a change of state.
 _HIDDEN: dict[type[Model], frozenset[str]] = {UploadVersion: frozenset({"lease_until", "attempts", "updated_at"})}
-RESYNC_BATCH = 500
+RESYNC_BATCH = 200  # records per re-read: a few milliseconds of work between events
+READ_BATCH = 500  # records per batched read of followers woken together
 _GONE = ("record deleted",)  # the fingerprint of a record that no longer exists
 READ_RETRY_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
@@ -98,7 +100,7 @@ class _Topic:
         for woken in self.followers:
             woken.set()
 
-    def read(self, records: Records) -> asyncio.Future[RecordView | None]:
+    def read(self, loader: _Loader) -> asyncio.Future[RecordView | None]:
         """The record as of this generation or later: one database read for any number of followers."""
         want = self.generation
         if self.cached_generation >= want:
@@ -106,13 +108,13 @@ class _Topic:
             future.set_result(self.cached)
             return future
         if self.reading is None or self.reading.done() or self.reading_generation < want:
-            self.reading = asyncio.ensure_future(self._load(records, want))
+            self.reading = asyncio.ensure_future(self._load(loader, want))
             self.reading.add_done_callback(_retrieve)
             self.reading_generation = want
         return self.reading
 
-    async def _load(self, records: Records, generation: int) -> RecordView | None:
-        view = await records.get(str(self.key[0]))
+    async def _load(self, loader: _Loader, generation: int) -> RecordView | None:
+        view = await loader.load(self.key[0])
         self.keep(view, generation)
         return view
 
@@ -121,6 +123,42 @@ class _Topic:
         if generation > self.cached_generation:
             self.cached, self.cached_generation = view, generation
             self.cached_fingerprint = _GONE if view is None else fingerprint(view.uploads.get(self.key[1]))
+
+
+class _Loader:
+    """Reads records for the followers in batches: the records asked for while one batch is being
+    read are read together next, so a burst of changes (or of new subscriptions) costs a few reads
+    of many records instead of one read each, and the latency stays bounded under load."""
+
+    def __init__(self, records: Records) -> None:
+        self.records = records
+        self._pending: dict[int, list[asyncio.Future[RecordView | None]]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def load(self, record_id: int) -> asyncio.Future[RecordView | None]:
+        future: asyncio.Future[RecordView | None] = asyncio.get_running_loop().create_future()
+        self._pending.setdefault(record_id, []).append(future)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="live-reads")
+        return future
+
+    async def _run(self) -> None:
+        while self._pending:
+            batch = dict(itertools.islice(self._pending.items(), READ_BATCH))
+            for record_id in batch:
+                del self._pending[record_id]
+            try:
+                views = await self.records.get_many(list(batch))
+            except Exception as exc:  # noqa: BLE001 - handed to every reader of the batch, which decides
+                for futures in batch.values():
+                    for future in futures:
+                        if not future.done():
+                            future.set_exception(exc)
+                continue
+            for record_id, futures in batch.items():
+                for future in futures:
+                    if not future.done():
+                        future.set_result(views.get(record_id))
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
@@ -141,6 +179,7 @@ class LiveUploads:
         self._resync_wanted = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._unlisten: Any = None
+        self._loader = _Loader(records)
 
     @property
     def followers(self) -> int:
@@ -175,7 +214,7 @@ class LiveUploads:
         PROPERTY_NOT_FOUND or PROPERTY_TYPE_MISMATCH otherwise."""
         rid = parse_id(record_id)
         sequence = self.sequence
-        view = await self.records.get(str(rid))
+        view = await self._loader.load(rid)
         if view is None:
             raise RecordNotFound(f"no record with id {rid}")
         table = view.record.table
@@ -192,10 +231,12 @@ class LiveUploads:
             topic = self._topics[key] = _Topic(key)
             self._by_record.setdefault(key[0], set()).add(key[1])
         topic.followers.add(woken)
+        metrics.LIVE_FOLLOWERS.inc()
         return topic
 
     def _detach(self, topic: _Topic, woken: asyncio.Event) -> None:
         topic.followers.discard(woken)
+        metrics.LIVE_FOLLOWERS.dec()
         if not topic.followers and self._topics.get(topic.key) is topic:
             del self._topics[topic.key]
             props = self._by_record[topic.key[0]]
@@ -205,34 +246,52 @@ class LiveUploads:
 
     # -- the periodic re-read ---------------------------------------------------------------------
     async def _resync_forever(self) -> None:
+        """A sweep over every followed upload per LIVE_RESYNC_SECONDS, one batch at a time, spread
+        over the interval so it never stalls the events in between; after a gap (`on_gap`), a sweep
+        at once."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._resync_wanted.wait(), self.resync_seconds)
+            urgent = self._resync_wanted.is_set()
             self._resync_wanted.clear()
-            try:
-                await self.resync()
-            except Exception as exc:
-                if not db.is_unavailable(exc):
-                    raise
-                log.warning("live status: re-read skipped, the database is unavailable (%s)", type(exc).__name__)
+            batches = self._batches()
+            if not batches:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._resync_wanted.wait(), self.resync_seconds)
+                continue
+            pause = 0.0 if urgent else self.resync_seconds / len(batches)
+            for batch in batches:
+                if self._resync_wanted.is_set():
+                    break  # a gap: sweep again from the start, at once
+                try:
+                    await self._resync_batch(batch)
+                except Exception as exc:
+                    if not db.is_unavailable(exc):
+                        raise
+                    log.warning("live status: re-read skipped, the database is unavailable (%s)", type(exc).__name__)
+                if pause:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._resync_wanted.wait(), pause)
+
+    def _batches(self) -> list[list[_Topic]]:
+        topics = list(self._topics.values())
+        return [topics[i : i + RESYNC_BATCH] for i in range(0, len(topics), RESYNC_BATCH)]
 
     async def resync(self) -> int:
-        """Compare every followed upload with the database; wake the followers of those whose
+        """Compare every followed upload with the database now; wake the followers of those whose
         last read differs. Returns how many were woken."""
+        return sum([await self._resync_batch(batch) for batch in self._batches()])
+
+    async def _resync_batch(self, batch: list[_Topic]) -> int:
+        generations = [t.generation for t in batch]
+        present, found = await _read_fingerprints(sorted({t.key[0] for t in batch}))
         woken = 0
-        topics = list(self._topics.values())
-        for start in range(0, len(topics), RESYNC_BATCH):
-            batch = topics[start : start + RESYNC_BATCH]
-            generations = [t.generation for t in batch]
-            present, found = await _read_fingerprints(sorted({t.key[0] for t in batch}))
-            for topic, generation in zip(batch, generations, strict=True):
-                # Its followers are re-reading already (a notification before or during this batch).
-                if topic.generation != generation or topic.cached_generation != generation:
-                    continue
-                current = found.get(topic.key) if topic.key[0] in present else _GONE
-                if current != topic.cached_fingerprint:
-                    topic.changed()
-                    woken += 1
+        for topic, generation in zip(batch, generations, strict=True):
+            # Its followers are re-reading already (a notification before or during this batch).
+            if topic.generation != generation or topic.cached_generation != generation:
+                continue
+            current = found.get(topic.key) if topic.key[0] in present else _GONE
+            if current != topic.cached_fingerprint:
+                topic.changed()
+                woken += 1
         return woken
 
 
@@ -304,7 +363,7 @@ class Follow:
         failures = 0
         while True:
             try:
-                return await asyncio.shield(topic.read(self.live.records))
+                return await asyncio.shield(topic.read(self.live._loader))
             except Exception as exc:
                 if not db.is_unavailable(exc):
                     raise

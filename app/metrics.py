@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from graphql import FieldNode, GraphQLError, get_operation_ast
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -60,6 +60,22 @@ QUEUE_LAG_SECONDS = Histogram(
     "Time a version job waited in the queue before a worker took it.",
     registry=REGISTRY,
     buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0),
+)
+
+LIVE_CONNECTIONS = Gauge("uploads_live_connections", "Open GraphQL WebSocket connections.", registry=REGISTRY)
+LIVE_FOLLOWERS = Gauge("uploads_live_followers", "Subscriptions following an upload's status.", registry=REGISTRY)
+LIVE_CLOSES = Counter(
+    "uploads_live_closes",
+    "WebSocket connections the server closed, by close code (4400 bad message, 4403 refused token, "
+    "4408 timeout, 4429 flood, 1000 idle, 1009 message too big).",
+    ["code"],
+    registry=REGISTRY,
+)
+LIVE_NOTIFICATIONS = Counter(
+    "uploads_live_notifications",
+    "Change notifications received, by origin (this process, or another through PostgreSQL).",
+    ["origin"],
+    registry=REGISTRY,
 )
 
 PRESIGN_MUTATIONS = frozenset({"attachment_presign_url", "image_presign_url", "property_upload_presigned_url"})

@@ -376,3 +376,46 @@ async def test_cross_origin_browsers_need_cors_origins(harness_factory: Any) -> 
             async with connect(url, origin="http://evil.test"):
                 pass
         assert refused.value.response.status_code == 403
+
+
+async def test_a_connection_ends_with_its_token(harness_factory: Any) -> None:
+    """Private URLs stop flowing when the token that opened the connection expires."""
+    h = await harness_factory(AUTH_JWT_SECRET=SECRET, LIVE_KEEPALIVE=1)
+    import time
+
+    record = await create_as(
+        h,
+        "alice",
+        await upload_as(h, "alice", table="documents", prop="resume"),
+        **{
+            "table": "documents",
+            "prop": "resume",
+        },
+    )
+    async with serving(h.app) as url, connected(url) as client:
+        await client.init({"Authorization": f"Bearer {token('alice', exp=int(time.time()) + 2)}"})
+        await client.subscribe("t", id=record["id"], name="resume")
+        await client.until_done("t")
+        code, reason = await client.closed(within=10)
+    assert (code, reason) == (4403, "UNAUTHENTICATED: the token has expired; reconnect with a new one")
+
+
+async def test_metrics_count_connections_followers_and_closes(h: Harness) -> None:
+    record_id = await save_photo(h)
+
+    async def metric(series: str) -> float:
+        text = (await h.http.get("/metrics")).text
+        return next((float(line.split()[-1]) for line in text.splitlines() if line.startswith(series + " ")), 0.0)
+
+    before = await metric('uploads_live_closes_total{code="4400"}')
+    async with serving(h.app) as url:
+        async with connected(url) as client:
+            await client.init()
+            await client.subscribe("m", id=record_id, name="image")
+            await client.next_event("m")
+            assert await metric("uploads_live_connections") >= 1
+            assert await metric("uploads_live_followers") >= 1
+            await client.send("nonsense")
+            assert (await client.closed())[0] == 4400
+    assert await metric('uploads_live_closes_total{code="4400"}') == before + 1
+    assert await metric('uploads_live_notifications_total{origin="local"}') >= 0

@@ -39,7 +39,17 @@ async def serving(app: Any, **config: Any) -> AsyncIterator[str]:
     """Serve `app` (its lifespan already running) until the block ends; yields the WebSocket URL."""
     port = free_port()
     server = _QuietServer(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_config=None, access_log=False, **config)
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            ws_per_message_deflate=False,  # as app/run.py serves WebSockets
+            ws_ping_interval=None,
+            **config,
+        )
     )
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -109,7 +119,9 @@ class Client:
         with contextlib.suppress(ConnectionClosed):
             async with asyncio.timeout(within):
                 while True:
-                    await self.ws.recv()
+                    message = await self.ws.recv()
+                    if self.answer_pings and message == '{"type":"ping"}':
+                        await self.send({"type": "pong"})
         return self.ws.close_code, self.ws.close_reason
 
 

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageRec
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message, SubscribeMessage
 
+from app import metrics
 from app.auth import Authenticator
 from app.errors import AppError, TooManyRequests, Unauthenticated
 from app.graphql.context import Context
@@ -130,6 +132,7 @@ class LiveWebSocket(ASGIWebSocketAdapter):
     async def close(self, code: int, reason: str) -> None:
         if self.ws.application_state != WebSocketState.CONNECTED:
             return
+        metrics.LIVE_CLOSES.labels(str(code)).inc()
         with contextlib.suppress(websockets.WebSocketDisconnect, websockets.WebSocketDisconnected, OSError):
             await self.ws.close(code=code, reason=_reason(reason))
 
@@ -159,12 +162,15 @@ class LiveWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         now = self.loop.time()
         self.bucket = _Bucket(s.live_message_rate, s.live_message_rate * BURST_SECONDS, now)
         self.last_heard = self.idle_since = now
+        self.token_expires: int | None = None  # Unix seconds; the connection closes then
 
     async def handle(self) -> None:
         watchdog = asyncio.create_task(self._watch())
+        metrics.LIVE_CONNECTIONS.inc()
         try:
             await super().handle()
         finally:
+            metrics.LIVE_CONNECTIONS.dec()
             watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
@@ -183,6 +189,10 @@ class LiveWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 return
             if now - self.last_heard > 2 * s.live_keepalive:
                 await self.websocket.close(4408, "Keep-alive timeout: no pong to two pings")
+                return
+            if self.token_expires is not None and time.time() >= self.token_expires:
+                # Private URLs must not keep flowing on a token that no longer opens a connection.
+                await self.websocket.close(4403, "UNAUTHENTICATED: the token has expired; reconnect with a new one")
                 return
             if self.connection_acknowledged:
                 with contextlib.suppress(WebSocketDisconnected):
@@ -208,15 +218,20 @@ class LiveWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await super().handle_connection_init(message)  # 4429: one init per connection
             return
         ctx = self.context
+        auth = self.shared.auth
         header = next((v for k, v in message["payload"].items() if k.lower() == "authorization"), None)
         try:
             if header is not None:
                 if not isinstance(header, str):
                     raise Unauthenticated("the Authorization value must be 'Bearer <token>'")
-                ctx.caller = self.shared.auth.authenticate_header(header, ctx.caller)
+                ctx.caller = auth.authenticate_header(header, auth.anonymous(ctx.request))
                 ctx.auth_error = None
             elif ctx.auth_error is not None:
                 raise ctx.auth_error
+            else:
+                header = ctx.request.headers.get("authorization")  # the handshake's, verified already
+            if ctx.caller.subject is not None and header is not None:
+                self.token_expires = auth.expires_at(header)
         except AppError as exc:
             # Protocol: a refused connection closes with 4403 (graphql-ws clients retry it).
             await self.websocket.close(4403, f"{exc.code}: {exc.message}")
