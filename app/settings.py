@@ -452,8 +452,8 @@ class Settings:
         "LIVE_RESYNC_SECONDS",
         10,
         integer(1, 3600),
-        "Seconds between re-reads of every followed upload, which catch a lost notification or a "
-        "standalone worker on SQLite.",
+        "Seconds one sweep re-reading every followed upload takes: it catches a lost notification, or a "
+        "standalone worker's changes on SQLite.",
         group="Live status",
     )
 

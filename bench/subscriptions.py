@@ -20,6 +20,8 @@ process, as app/worker.py does.
    { version_details } }`) once per second, while the same kind of commits happen on those records
    (not subscribed): the time from a commit to the poll that sees it, the requests, and the API's CPU.
 4. The API's CPU (from /proc) while the subscriptions are idle, per event, and per poll request.
+5. The machine's own delay in the same phase as 2: how late a process that only sleeps 5 ms at a
+   time wakes up (on a shared machine, other work on the cores shows here and in every latency).
 """
 
 from __future__ import annotations
@@ -186,6 +188,19 @@ async def _subscribers(url: str, record_ids: list[int], per_connection: int, pip
         task.cancel()
 
 
+# -- how late the machine runs a process that asks for the CPU (a shared machine's own delay) -----
+def lateness_main(seconds: float, pipe: Connection) -> None:
+    """Sleep 5 ms at a time for `seconds`; send how late each wake-up was (ms). Nothing else runs in
+    this process: its lateness is what the OS scheduler adds to any process in the same run."""
+    late: list[float] = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        asked = time.monotonic()
+        time.sleep(0.005)
+        late.append((time.monotonic() - asked - 0.005) * 1000)
+    pipe.send(late)
+
+
 # -- this process: the version worker's commits, and the polling clients -------------------------
 async def commit_versions(
     database_url: str, targets: list[tuple[int, int, str]], rate: float, pollers: dict[int, Any] | None = None
@@ -310,15 +325,20 @@ def main() -> None:
                 print(f"{args.events} commits at {args.rate}/s on subscribed records...", file=sys.stderr)
                 order = [(r, ids[name], name) for name in ("thumb", "medium") for r, ids in subscribed]
                 targets = order[: args.events]
+                probe_end, probe_end_theirs = ctx.Pipe()
+                probe = ctx.Process(target=lateness_main, args=(len(targets) / args.rate, probe_end_theirs))
+                probe.start()
                 cpu0, t0 = cpu_seconds(pid), time.monotonic()
                 committed = asyncio.run(commit_versions(database_url, targets, args.rate))
                 events_seconds = time.monotonic() - t0
+                lateness = probe_end.recv()
+                probe.join()
                 events_cpu = cpu_seconds(pid) - cpu0 - idle_cpu * events_seconds
                 ours.send("report")
                 _, first_ready, errors, _sockets = ours.recv()
                 pushed = latencies_ms(committed, first_ready)
-                if os.environ.get("BENCH_DEBUG"):
-                    print(sorted(round(x) for x in pushed), file=sys.stderr)
+                if os.environ.get("BENCH_DEBUG"):  # latency by commit order: spikes in time show a stall
+                    print([round(x) for x in pushed], file=sys.stderr)
 
                 print(f"{args.pollers} pollers at 1 request/s with commits on their records...", file=sys.stderr)
                 poll_seconds = max(10.0, args.pollers / args.rate * 2 + 5)
@@ -353,6 +373,8 @@ def main() -> None:
         "api_rss_mb": {"before": round(rss_before, 1), "after": round(rss_after, 1)},
         "memory_per_subscription_kb": round((rss_after - rss_before) * 1024 / args.subscriptions, 1),
         "subscription_latency": {"events": len(pushed), "rate_per_s": args.rate, **summary(pushed)},
+        # A process that only sleeps, in the same phase: what the machine's load adds to any wake-up.
+        "scheduler_lateness": summary(lateness),
         "polling_latency": {"versions": len(polled_latency), **summary(polled_latency)},
         "api_cpu": {
             "idle_subscriptions_percent_of_a_core": round(idle_cpu * 100, 2),
