@@ -137,6 +137,11 @@ async def test_replacing_removing_and_deleting(h: Harness) -> None:
         ]
         assert end["type"] == "complete"
 
+        # A property with no file to begin with: that state once, then complete.
+        await client.subscribe("e", id=record_id, name="image")
+        events, end = await client.until_done("e")
+        assert [upload_of(e)["file_name"] for e in events] == [None] and end["type"] == "complete"
+
         # Deleting the record completes a subscription at once.
         other = await save_photo(h)
         await client.subscribe("d", id=other, name="image")
@@ -419,3 +424,23 @@ async def test_metrics_count_connections_followers_and_closes(h: Harness) -> Non
             assert (await client.closed())[0] == 4400
     assert await metric('uploads_live_closes_total{code="4400"}') == before + 1
     assert await metric('uploads_live_notifications_total{origin="local"}') >= 0
+
+
+async def test_shutting_down_with_subscriptions_open(h: Harness, no_tracebacks: Any) -> None:
+    """The server restarting closes sockets with 1012 (graphql-ws clients reconnect and resubscribe)
+    and leaves no follower behind."""
+    import contextlib
+
+    record_id = await save_photo(h)
+    stack = contextlib.AsyncExitStack()
+    url = await stack.enter_async_context(serving(h.app))
+    async with connected(url) as client:
+        await client.init()
+        await client.subscribe("s", id=record_id, name="image")
+        await client.next_event("s")
+        assert h.app.state.services.live.followers == 1
+        stopping = asyncio.create_task(stack.aclose())
+        code, _ = await client.closed()
+        await stopping
+    assert code == 1012
+    assert h.app.state.services.live.followers == 0
