@@ -248,7 +248,8 @@ class LiveUploads:
     async def _resync_forever(self) -> None:
         """A sweep over every followed upload per LIVE_RESYNC_SECONDS, one batch at a time, spread
         over the interval so it never stalls the events in between; after a gap (`on_gap`), a sweep
-        at once."""
+        at once. A sweep the database interrupts is started again, at once, once it answers."""
+        failures = 0
         while True:
             urgent = self._resync_wanted.is_set()
             self._resync_wanted.clear()
@@ -266,7 +267,13 @@ class LiveUploads:
                 except Exception as exc:
                     if not db.is_unavailable(exc):
                         raise
-                    log.warning("live status: re-read skipped, the database is unavailable (%s)", type(exc).__name__)
+                    if not failures:
+                        log.warning("live status: re-read interrupted, the database is unavailable (%s)", exc)
+                    failures += 1
+                    await asyncio.sleep(READ_RETRY_DELAYS[min(failures, len(READ_RETRY_DELAYS)) - 1])
+                    self._resync_wanted.set()
+                    break
+                failures = 0
                 if pause:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._resync_wanted.wait(), pause)

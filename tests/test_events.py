@@ -198,3 +198,72 @@ async def test_a_separate_worker_on_sqlite_converges_through_the_periodic_re_rea
         async with standalone_worker(h, database_url):
             events, end = await client.until_done("w", within=60)
     assert end["type"] == "complete" and state(events[-1]) == READY
+
+
+async def direct(database_url: str) -> asyncpg.Connection:
+    return await asyncpg.connect(database_url.replace("postgres://", "postgresql://", 1))
+
+
+async def pending_photo(conn: asyncpg.Connection) -> int:
+    """A photos record whose image has its three versions pending, as record_create leaves it."""
+    record_id: int = await conn.fetchval(
+        """INSERT INTO records ("table", properties, created_at, updated_at)
+           VALUES ('photos', '{}', now(), now()) RETURNING id"""
+    )
+    upload_id = await conn.fetchval(
+        """INSERT INTO uploads (token, "table", property_name, status, method, key, record_id, min_size, max_size,
+               content_types, acl, content_disposition, file_name, size, content_type, expires_at, created_at,
+               attached_at)
+           VALUES (md5(random()::text), 'photos', 'image', 'attached', 'post', 'photos/image/t/p.png', $1, 0, 1000,
+               '[]', 'public', 'inline', 'p.png', 100, 'image/png', now(), now(), now()) RETURNING id""",
+        record_id,
+    )
+    await conn.executemany(
+        """INSERT INTO upload_versions (upload_id, name, key, status, attempts, updated_at)
+           VALUES ($1, $2::text, 'photos/image/t/versions/' || $2::text, 'pending', 0, now())""",
+        [(upload_id, name) for name in ("thumb", "medium", "large")],
+    )
+    return record_id
+
+
+@postgres_only
+async def test_a_partition_from_the_database_loses_no_change(
+    moto: Any, database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The API loses PostgreSQL (its pool and its listening connection) while another process, still
+    connected, commits and notifies a change: once the network is back the subscriber gets it."""
+    from urllib.parse import urlsplit
+
+    from app.main import create_app
+    from tests.conftest import make_settings
+    from tests.test_faults import Relay
+
+    monkeypatch.setattr(events_module, "RECONNECT_DELAYS", (0.1,))
+    parts = urlsplit(database_url)
+    relay = Relay((parts.hostname or "127.0.0.1", parts.port or 5432))
+    await relay.start()
+    relayed = database_url.replace(parts.netloc, f"{parts.username}@127.0.0.1:{relay.port}")
+    app = create_app(make_settings(moto, relayed, LIVE_RESYNC_SECONDS=3600))
+    other = await direct(database_url)  # another process, whose network is fine
+    try:
+        record_id = await pending_photo(other)
+        async with app.router.lifespan_context(app), serving(app) as url, connected(url) as client:
+            await client.init()
+            await client.subscribe("p", id=str(record_id), name="image")
+            assert state(await client.next_event("p")) == PENDING
+            await relay.stop()
+            await other.execute(
+                "UPDATE upload_versions SET status = 'ready' WHERE upload_id IN "
+                "(SELECT id FROM uploads WHERE record_id = $1)",
+                record_id,
+            )
+            await other.execute("SELECT pg_notify($1, $2)", CHANNEL, json.dumps([[record_id, "image"]]))
+            await relay.start()
+            events, end = await client.until_done("p", within=30)
+        assert [state(e) for e in events] == [READY] and end["type"] == "complete"
+        # It came through the sweep after the listening connection was back, not a periodic one.
+        assert "change notifications: listening again" in caplog.text
+    finally:
+        await other.close()
+        if relay.server is not None:
+            await relay.stop()
