@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -239,6 +240,7 @@ async def test_a_partition_from_the_database_loses_no_change(
     from tests.test_faults import Relay
 
     monkeypatch.setattr(events_module, "RECONNECT_DELAYS", (0.1,))
+    caplog.set_level(logging.INFO, logger="app.events")
     parts = urlsplit(database_url)
     relay = Relay((parts.hostname or "127.0.0.1", parts.port or 5432))
     await relay.start()
