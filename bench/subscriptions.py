@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import multiprocessing
 import os
@@ -45,7 +46,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import app_env, cpu_seconds, database, make_bucket, moto_server, uvicorn
+from bench.harness import ROOT, app_env, cpu_seconds, database, make_bucket, moto_server, uvicorn
 
 SUBSCRIPTION = """subscription($id: ID!) { property_upload_changed(record_id: $id, name: "image") {
   url file_name versions version_details { name status url width height } } }"""
@@ -178,6 +179,10 @@ async def _subscribers(url: str, record_ids: list[int], per_connection: int, pip
         for task in tasks:
             task.cancel()
         return
+    # The clients' own objects (5000 connections) would make each full collection of this process
+    # stall every socket for a few hundred milliseconds, and show as the server's latency.
+    gc.collect()
+    gc.freeze()
     pipe.send(("subscribed", time.monotonic() - started))
     await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # "report"
     pipe.send(("report", first_ready, [e for e in errors if e], len(sockets)))
@@ -258,6 +263,16 @@ async def poll(base: str, record_ids: list[int], seconds: float, seen: dict[str,
     return requests
 
 
+def gc_pauses(log: Path) -> list[tuple[float, float]]:
+    """(monotonic time it ended, milliseconds) of each pause bench/gcwatch logged in the API."""
+    pauses = []
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("GC-PAUSE "):
+            fields = dict(item.split("=", 1) for item in line.split()[1:])
+            pauses.append((float(fields["at"]), float(fields["ms"])))
+    return pauses
+
+
 def latencies_ms(committed: dict[str, float], seen: dict[str, float]) -> list[float]:
     missing = [k for k in committed if k not in seen]
     if missing:
@@ -296,6 +311,9 @@ def main() -> None:
             "LIVE_SUBSCRIPTIONS_PER_CONNECTION": str(max(args.per_connection, 20)),
             "LIVE_MESSAGE_RATE": "10000",
             "LOG_LEVEL": "warning",
+            # bench/gcwatch/sitecustomize.py logs the API's garbage collections of 20 ms or more.
+            "PYTHONPATH": f"{Path(__file__).resolve().parent / 'gcwatch'}:{ROOT}",
+            "BENCH_GC_LOG": "1",
         }
         log = Path(tempfile.gettempdir()) / f"bench-subscriptions-{os.getpid()}.log"
         with uvicorn("bench.servers:api", env, "/healthz", log) as (base, server):
@@ -330,7 +348,8 @@ def main() -> None:
                 probe.start()
                 cpu0, t0 = cpu_seconds(pid), time.monotonic()
                 committed = asyncio.run(commit_versions(database_url, targets, args.rate))
-                events_seconds = time.monotonic() - t0
+                events_window = (t0, time.monotonic())
+                events_seconds = events_window[1] - t0
                 lateness = probe_end.recv()
                 probe.join()
                 events_cpu = cpu_seconds(pid) - cpu0 - idle_cpu * events_seconds
@@ -363,6 +382,9 @@ def main() -> None:
                 if clients.is_alive():
                     clients.kill()
 
+    pauses = gc_pauses(log)
+    log.unlink()
+    in_events = [ms for at, ms in pauses if at >= events_window[0] and at - ms / 1000 <= events_window[1]]
     per_request_ms = poll_cpu / requests * 1000
     idle_per_sub_us = idle_cpu / args.subscriptions * 1e6
     per_event_ms = events_cpu / len(committed) * 1000
@@ -375,6 +397,11 @@ def main() -> None:
         "subscription_latency": {"events": len(pushed), "rate_per_s": args.rate, **summary(pushed)},
         # A process that only sleeps, in the same phase: what the machine's load adds to any wake-up.
         "scheduler_lateness": summary(lateness),
+        # The API's garbage collections of 20 ms or more: a full one walks every live object.
+        "api_gc_pauses_ms": {
+            "during_events": [round(ms) for ms in in_events],
+            "whole_run": {"count": len(pauses), "max": round(max((ms for _, ms in pauses), default=0))},
+        },
         "polling_latency": {"versions": len(polled_latency), **summary(polled_latency)},
         "api_cpu": {
             "idle_subscriptions_percent_of_a_core": round(idle_cpu * 100, 2),

@@ -237,6 +237,8 @@ class LiveWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await self.websocket.close(4403, f"{exc.code}: {exc.message}")
             return
         await super().handle_connection_init(message)
+        # Cancelled by now; kept, its CancelledError would hold its frames for the connection's life.
+        self.connection_init_timeout_task = None
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         op_id = message["id"]
