@@ -79,14 +79,13 @@ def test_upload_image_and_pdf_then_see_them_listed(page: object, live_server: Li
     assert size == [1200, 800]
     expect(photo.locator("figcaption")).to_contain_text("sunset 1200x800.png")
 
-    # Every version says its state in words (pending until the worker has built it).
+    # Every version says its state in words (pending until the worker has built it). Read in one go:
+    # the subscription may re-render an item between two separate reads.
     versions = photo.locator(".versions li")
     expect(versions).to_have_count(3)
-    for i in range(3):
-        item = versions.nth(i)
-        status = item.get_attribute("data-status")
-        words = {"pending": "pending: being generated", "ready": "ready", "failed": "failed"}[str(status)]
-        expect(item.locator(".badge")).to_contain_text(words)
+    shown = versions.evaluate_all("items => items.map(i => [i.dataset.status, i.querySelector('.badge').textContent])")
+    words = {"pending": "pending: being generated", "ready": "ready", "failed": "failed"}
+    assert len(shown) == 3 and all(words[status] in text for status, text in shown), shown
 
     # The private PDF: its link is signed; following it downloads the same bytes under the original name.
     link = page.locator("#documents a.download").first  # type: ignore[attr-defined]
