@@ -29,8 +29,7 @@ class Subscription:
         ctx = info.context
         assert ctx.live is not None, "the live status is served by the API process"
         follow = await ctx.live.open(str(record_id), name)
-        owner = follow.record.owner
-        return _property_uploads(follow, readable=owner is None or owner == ctx.caller.subject)
+        return _property_uploads(follow, readable=follow.owner is None or follow.owner == ctx.caller.subject)
 
 
 async def _property_uploads(follow: Follow, *, readable: bool) -> AsyncGenerator[PropertyUpload, None]:
