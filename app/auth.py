@@ -6,7 +6,8 @@ required; `iss` and `aud` are checked when configured. Without either key the se
 anonymous mode: every caller is anonymous and records have no owner.
 
 Transports call `Authenticator.authenticate(request)` (GraphQL in `GraphQLApp.get_context`), or
-`authenticate_writer(request)` for an endpoint that changes something (REST). A missing header gives an
+`authenticate_writer(request)` for an endpoint that changes something (REST); a WebSocket passes the
+value its client sent in `connection_init` to `authenticate_header`. A missing header gives an
 anonymous caller (the transport decides what anonymous callers may do); a present but bad header always
 raises `Unauthenticated`.
 """
@@ -19,7 +20,7 @@ from collections import OrderedDict
 from typing import Any, NamedTuple
 
 import jwt
-from starlette.requests import Request
+from starlette.requests import HTTPConnection
 
 from app.errors import Unauthenticated
 from app.settings import Settings
@@ -70,10 +71,13 @@ class Authenticator:
         checks += [f"aud={self.settings.auth_jwt_audience}"] if self.settings.auth_jwt_audience else []
         return f"JWT auth on ({self.algorithm}{', ' + ', '.join(checks) if checks else ''}); mutations need a token"
 
-    def authenticate(self, request: Request) -> Caller:
-        header = request.headers.get("authorization")
+    def authenticate(self, request: HTTPConnection) -> Caller:
+        return self.authenticate_header(request.headers.get("authorization"), self.anonymous(request))
+
+    def authenticate_header(self, header: str | None, anonymous: Caller) -> Caller:
+        """The caller an `Authorization` value names; `anonymous` when there is none."""
         if header is None:
-            return self.anonymous(request)
+            return anonymous
         scheme, _, token = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
@@ -81,7 +85,17 @@ class Authenticator:
             raise Unauthenticated("this server runs without auth and accepts no tokens; drop the Authorization header")
         return Caller(subject=self.verify(token.strip()))
 
-    def authenticate_writer(self, request: Request) -> Caller:
+    def expires_at(self, header: str) -> int:
+        """When the token of an `Authorization` value that `authenticate_header` accepted expires
+        (Unix seconds): a connection that outlives its token is closed then."""
+        token = header.strip().partition(" ")[2].strip()
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            return remembered.expires
+        # Verified a moment ago (it is too long to be remembered): only its `exp` is read again.
+        return int(jwt.decode(token, options={"verify_signature": False})["exp"])
+
+    def authenticate_writer(self, request: HTTPConnection) -> Caller:
         """As `authenticate`, for endpoints that change something: with auth on, an anonymous caller
         gets Unauthenticated, as GraphQL mutations do."""
         caller = self.authenticate(request)
@@ -90,7 +104,7 @@ class Authenticator:
         return caller
 
     @staticmethod
-    def anonymous(request: Request) -> Caller:
+    def anonymous(request: HTTPConnection) -> Caller:
         return Caller(subject=None, address=request.client.host if request.client else None)
 
     def verify(self, token: str) -> str:

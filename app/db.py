@@ -107,3 +107,29 @@ def is_unavailable(exc: BaseException) -> bool:
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return False
+
+
+def is_postgres(database_url: str) -> bool:
+    return database_url.startswith(("postgres://", "postgresql://", "asyncpg://"))
+
+
+async def dedicated_connection() -> Any:
+    """A new asyncpg connection, outside the pool, with the pool's own parameters (host, credentials,
+    TLS, server settings): for a LISTEN, which holds its connection for the life of the process."""
+    import inspect
+
+    import asyncpg
+    from tortoise import connections
+
+    client: Any = connections.get("default")
+    accepted = inspect.signature(asyncpg.connect).parameters
+    extra = {k: v for k, v in client.extra.items() if k in accepted}
+    return await asyncpg.connect(
+        host=client.host,
+        port=client.port,
+        user=client.user,
+        password=client.password,
+        database=client.database,
+        server_settings=dict(client.server_settings),
+        **extra,
+    )

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from starlette.applications import Starlette
@@ -14,8 +15,10 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from app import db
 from app.body_limit import BodySizeLimit
@@ -24,6 +27,7 @@ from app.graphiql import graphiql_html
 from app.graphql.context import Context
 from app.graphql.http import GraphQLView
 from app.graphql.schema import build_schema
+from app.graphql.ws import Connections, LiveWebSocket, LiveWSHandler
 from app.http_errors import exception_handlers
 from app.metrics import ObserveMiddleware, count_mutations
 from app.metrics import endpoint as metrics_endpoint
@@ -43,25 +47,39 @@ STATIC_DIR = ROOT / "app" / "static"
 
 
 class GraphQLApp(GraphQLView[Context, None]):
+    # Subscriptions: graphql-transport-ws only, through the hardened handler (app/graphql/ws.py).
+    graphql_transport_ws_handler_class = LiveWSHandler
+    websocket_adapter_class = LiveWebSocket  # type: ignore[assignment]
+
     def __init__(self, services: Services, **kwargs: Any) -> None:
-        kwargs.setdefault("graphql_ide", "graphiql" if services.settings.graphiql else None)
-        super().__init__(build_schema(settings=services.settings, observers=(count_mutations,)), **kwargs)
+        s = services.settings
+        kwargs.setdefault("graphql_ide", "graphiql" if s.graphiql else None)
+        super().__init__(
+            build_schema(settings=s, observers=(count_mutations,)),
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=s.live_init_timeout),
+            max_subscriptions_per_connection=None,  # LiveWSHandler applies ours, with a code
+            allowed_origins=s.cors_origins,  # browsers on other origins, as for HTTP (CORS)
+            **kwargs,
+        )
         self.services = services
-        self.debug = services.settings.debug
+        self.debug = s.debug
+        self.connections = Connections(s, services.auth)
 
     @property
     def graphql_ide_html(self) -> str:
         return graphiql_html()
 
-    async def get_context(self, request: Request, response: Response | None) -> Context:  # type: ignore[override]
+    async def get_context(self, request: Request | WebSocket, response: Response | None) -> Context:  # type: ignore[override]
         s = self.services
         context = Context(
             request=request,
-            response=response,
+            response=None if isinstance(request, WebSocket) else response,
             uploads=s.uploads,
             records=s.records,
             caller=s.auth.anonymous(request),
             auth_required=s.auth.enabled,
+            live=s.live,
         )
         try:
             context.caller = s.auth.authenticate(request)
@@ -84,6 +102,7 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with services:
             await services.records.ensure_indexes()
+            await services.live.start()
             worker = None
             if services.queue is not None:
                 worker = Worker(
@@ -96,6 +115,7 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
             finally:
                 if worker is not None and task is not None:
                     await stop_gracefully(worker, task)
+                await services.live.close()
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -144,6 +164,7 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
         routes=[
             # Every method: the view answers those it does not serve with a GraphQL-shaped 405.
             Route("/graphql", graphql),
+            WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             *RestApi(services.uploads, services.records, services.auth).routes(),

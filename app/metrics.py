@@ -93,6 +93,22 @@ SCANNER_UP = Gauge(
 _SCAN_OUTCOMES = frozenset({"clean", "infected", "failed", "unavailable", "error"})
 _VERDICTS = frozenset({"clean", "infected", "failed"})
 
+LIVE_CONNECTIONS = Gauge("uploads_live_connections", "Open GraphQL WebSocket connections.", registry=REGISTRY)
+LIVE_FOLLOWERS = Gauge("uploads_live_followers", "Subscriptions following an upload's status.", registry=REGISTRY)
+LIVE_CLOSES = Counter(
+    "uploads_live_closes",
+    "WebSocket connections the server closed, by close code (4400 bad message, 4403 refused token, "
+    "4408 timeout, 4429 flood, 1000 idle, 1009 message too big).",
+    ["code"],
+    registry=REGISTRY,
+)
+LIVE_NOTIFICATIONS = Counter(
+    "uploads_live_notifications",
+    "Change notifications received, by origin (this process, or another through PostgreSQL).",
+    ["origin"],
+    registry=REGISTRY,
+)
+
 PRESIGN_MUTATIONS = frozenset({"attachment_presign_url", "image_presign_url", "property_upload_presigned_url"})
 SAVE_MUTATIONS = frozenset({"record_create", "record_update", "record_delete"})
 # Known paths only, so a scan of random URLs cannot create unbounded label values.

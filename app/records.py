@@ -26,6 +26,7 @@ from tortoise.transactions import in_transaction
 
 from app.access import Access
 from app.errors import BadUserInput, Forbidden, RecordNotFound
+from app.events import Publish
 from app.models import Record, Upload, UploadVersion
 from app.record_filter import (
     MAX_PER_PAGE,
@@ -132,9 +133,13 @@ def _records(rows: Sequence[Mapping[str, Any]]) -> list[Record]:
 
 
 class Records:
-    def __init__(self, uploads: Uploads, *, purge_after: timedelta = PURGE_AFTER) -> None:
+    def __init__(
+        self, uploads: Uploads, *, purge_after: timedelta = PURGE_AFTER, publish: Publish | None = None
+    ) -> None:
         self.uploads = uploads
         self.purge_after = purge_after
+        # Announces committed changes of a record's uploads to live subscribers (app/events.py).
+        self.publish: Publish = publish or (lambda record_id, prop: None)
         settings = uploads.settings
         # Who may read and write what (app/access.py): every read and write below goes through it.
         self.access = Access(uploads.tables, auth=settings.auth_enabled, anonymous_reads=settings.anonymous_reads)
@@ -234,6 +239,10 @@ class Records:
                 await self._attach(locked, verified)
                 keep = [v.upload.id for v in verified.values()]
                 discarded += await self._release(locked.id, list(verified), keep=keep)
+        for name in files:
+            self.publish(locked.id, name)
+        if restoring:
+            self.publish(locked.id, None)
         await self.uploads.discard(discarded)
         return await self._view(locked)
 
@@ -248,6 +257,7 @@ class Records:
             self.access.check_change(caller, locked.table, locked.owner)
             locked.deleted_at = self.uploads.clock()
             await locked.save(update_fields=["deleted_at"])
+        self.publish(locked.id, None)
         return await self._view(locked)
 
     async def purge_deleted(self, now: datetime | None = None) -> int:
@@ -367,6 +377,12 @@ class Records:
         if record is None or not self.access.can_read(caller, record.table, record.owner):
             return None
         return await self._view(record)
+
+    async def get_many(self, record_ids: Sequence[int]) -> dict[int, RecordView]:
+        """The live (not deleted) records among `record_ids`, by id, whoever may read them (the caller
+        of live status is checked once, when it starts following): three queries for any number."""
+        records = await Record.filter(id__in=list(record_ids), deleted_at=None)
+        return {view.record.id: view for view in await self._views(records)}
 
     async def list_page(
         self,

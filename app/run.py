@@ -268,6 +268,13 @@ def serve(settings: Settings, embedded: Embedded | None) -> None:
         loop="uvloop",
         http="httptools",
         timeout_keep_alive=settings.keep_alive_seconds,
+        # WebSockets (GraphQL subscriptions, app/graphql/ws.py): a message is held whole before the app
+        # sees it, so the same bound as a request body; no compression (messages are small JSON, and
+        # a deflate context costs ~45 KB per connection); keep-alive is the protocol's own ping
+        # (LIVE_KEEPALIVE), so no second, transport-level one.
+        ws_max_size=settings.max_body_bytes,
+        ws_per_message_deflate=False,
+        ws_ping_interval=None,
         log_level="info",
         access_log=False,  # ObserveMiddleware logs each request with its id
         log_config=None,  # keep the handlers configure_logging installed

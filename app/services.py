@@ -12,7 +12,10 @@ from tortoise.context import TortoiseContext
 
 from app import db
 from app.auth import Authenticator
+from app.events import Events
 from app.jobs import scan_message, versions_message
+from app.live import LiveUploads
+from app.models import Upload
 from app.pdf import HtmlToPdf
 from app.queue import Queue
 from app.records import Records
@@ -61,6 +64,7 @@ class Services:
         self.tables = tables if tables is not None else load_tables(settings.schema_dir)
         self.storage: Storage = storage_for(settings, self.tables)
         self.queue = Queue(settings, settings.queue_url) if settings.queue_url else None
+        self.events = Events(settings.database_url)
         self.uploads = Uploads(
             settings,
             self.tables,
@@ -70,16 +74,23 @@ class Services:
             remote=RemoteFetcher.of(settings),
             pdf=HtmlToPdf(settings.value_upload_pdf_timeout),
         )
-        self.records = Records(self.uploads)
-        self.versions = Versions(settings, self.tables, self.storage)
+        self.records = Records(self.uploads, publish=self.events.publish)
+        self.versions = Versions(settings, self.tables, self.storage, publish=self.events.publish)
         self.scanner = (
             Clamd(settings.clamd_address, timeout=settings.clamd_timeout, scan_timeout=settings.clamd_scan_timeout)
             if settings.clamd_address is not None
             else None
         )
-        self.scans = Scans(settings, self.uploads, self.storage, self.scanner)
+        self.scans = Scans(settings, self.uploads, self.storage, self.scanner, on_scanned=self.scanned)
+        # Started by the API only (app/main.py): the worker and the sweep follow nothing.
+        self.live = LiveUploads(self.records, self.events, settings.live_resync_seconds)
         self.auth = Authenticator(settings)
         self._orm: TortoiseContext | None = None
+
+    async def scanned(self, upload: Upload) -> None:
+        """A scan's outcome is committed (promoted, infected or failed): live subscribers re-read it."""
+        if upload.record_id is not None:
+            self.events.publish(upload.record_id, upload.property_name)
 
     async def queue_versions(self, upload_ids: Sequence[int]) -> None:
         if self.queue is not None:
@@ -90,9 +101,11 @@ class Services:
             await self.queue.send([scan_message(i) for i in upload_ids])
 
     async def open(self) -> None:
-        """Connect the database, storage and queue; on a failure, what was opened is closed again."""
+        """Connect the database, change notifications, storage and queue; on a failure, what was
+        opened is closed again."""
         self._orm = await db.connect(self.settings.database_url)
         try:
+            await self.events.open()
             await self.storage.start()
             if self.queue is not None:
                 await self.queue.start()
@@ -104,6 +117,7 @@ class Services:
         if self.queue is not None:
             await self.queue.close()
         await self.storage.close()
+        await self.events.close()
         if self._orm is not None:
             await db.disconnect(self._orm)
             self._orm = None

@@ -643,6 +643,57 @@ class Settings:
         "Presigned, unsaved, unexpired uploads one caller may hold.",
         group="Security",
     )
+    # -- live status (GraphQL subscriptions over WebSocket) ---------------------------------------
+    live_subscriptions_per_connection: int = setting(
+        "LIVE_SUBSCRIPTIONS_PER_CONNECTION",
+        20,
+        integer(1, 10_000),
+        "Operations one WebSocket connection may run at once.",
+        group="Live status",
+    )
+    live_subscriptions_per_caller: int = setting(
+        "LIVE_SUBSCRIPTIONS_PER_CALLER",
+        100,
+        integer(1, 1_000_000),
+        "Operations one caller (token subject, or address when anonymous) may run at once in one API process.",
+        group="Live status",
+    )
+    live_init_timeout: int = setting(
+        "LIVE_INIT_TIMEOUT",
+        10,
+        integer(1, 300),
+        "Seconds a new WebSocket has to send `connection_init` before it is closed (4408).",
+        group="Live status",
+    )
+    live_keepalive: int = setting(
+        "LIVE_KEEPALIVE",
+        15,
+        integer(1, 3600),
+        "Seconds between the server's `ping` messages; a client silent for two of them is closed (4408).",
+        group="Live status",
+    )
+    live_idle_timeout: int = setting(
+        "LIVE_IDLE_TIMEOUT",
+        300,
+        integer(1, 86400),
+        "Seconds a connection may stay open with no operation running before it is closed (1000).",
+        group="Live status",
+    )
+    live_message_rate: int = setting(
+        "LIVE_MESSAGE_RATE",
+        20,
+        integer(1, 10_000),
+        "Messages per second a client may send (bursts of 5 seconds' worth); a flood is closed (4429).",
+        group="Live status",
+    )
+    live_resync_seconds: int = setting(
+        "LIVE_RESYNC_SECONDS",
+        10,
+        integer(1, 3600),
+        "Seconds one sweep re-reading every followed upload takes: it catches a lost notification, or a "
+        "standalone worker's changes on SQLite.",
+        group="Live status",
+    )
 
     # The variables the environment set (non-empty): `make run` fills in embedded parts only where
     # nothing was configured.

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from tortoise.expressions import F, Q
 
 from app.errors import AppError
+from app.events import Publish
 from app.imaging import ImageRejected, Prepared, prepare
 from app.models import Upload, UploadVersion
 from app.settings import Settings
@@ -49,9 +50,16 @@ class _Result:
 
 class Versions:
     def __init__(
-        self, settings: Settings, tables: dict[str, TableDef], storage: Storage, clock: Callable[[], datetime] = utcnow
+        self,
+        settings: Settings,
+        tables: dict[str, TableDef],
+        storage: Storage,
+        clock: Callable[[], datetime] = utcnow,
+        publish: Publish | None = None,
     ) -> None:
         self.settings = settings
+        # Announces each version that became ready or failed to live subscribers (app/events.py).
+        self.publish: Publish = publish or (lambda record_id, prop: None)
         self.tables = tables
         self.storage = storage
         self.clock = clock
@@ -72,7 +80,8 @@ class Versions:
             return Outcome()  # deleted or replaced meanwhile: nothing to build
         if upload.promotion == Promotion.PENDING:
             return Outcome()  # still in quarantine: versions are built from the promoted original
-        await self._give_up_exhausted(upload_id)
+        if await self._give_up_exhausted(upload_id):
+            self._announce(upload)
         claimed = await self._claim(upload_id)
         if not claimed:
             return Outcome()  # all ready/failed, or another worker holds them (the reconciler covers a crash)
@@ -83,10 +92,16 @@ class Versions:
             await UploadVersion.filter(id__in=[v.id for v in claimed], status="pending").update(
                 lease_until=None, updated_at=self.clock()
             )
+            # Covers what changed along the way without an announcement of its own (failures, retries).
+            self._announce(upload)
 
-    async def _give_up_exhausted(self, upload_id: int) -> None:
+    def _announce(self, upload: Upload) -> None:
+        if upload.record_id is not None:
+            self.publish(upload.record_id, upload.property_name)
+
+    async def _give_up_exhausted(self, upload_id: int) -> int:
         now = self.clock()
-        await (
+        return await (
             UploadVersion.filter(upload_id=upload_id, status="pending", attempts__gte=self.max_attempts)
             .filter(Q(lease_until=None) | Q(lease_until__lt=now))
             .update(
@@ -148,11 +163,13 @@ class Versions:
         if spec is None:
             where = f"{upload.table}.{upload.property_name}"
             await self._fail([v], f"version {v.name!r} is no longer declared on {where}")
+            self._announce(upload)
             return _Result()
         try:
             rendered = await asyncio.to_thread(prepared.render, spec)
         except ImageRejected as exc:
             await self._fail([v], exc.reason)
+            self._announce(upload)
             return _Result()
         try:
             headers = ObjectHeaders(
@@ -171,6 +188,8 @@ class Versions:
             format=rendered.format,
             updated_at=self.clock(),
         )
+        # Each version as soon as it is ready: a thumbnail does not wait for the large version.
+        self._announce(upload)
         return _Result(built=True)
 
     async def _drop_if_discarded(self, upload: Upload, keys: list[str]) -> None:

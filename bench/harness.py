@@ -207,6 +207,11 @@ def uvicorn(
                 "httptools",
                 "--timeout-keep-alive",
                 str(KEEP_ALIVE_SECONDS),
+                # WebSockets as app/run.py serves them: no compression, the protocol's own keep-alive.
+                "--ws-per-message-deflate",
+                "false",
+                "--ws-ping-interval",
+                "0",
                 "--no-access-log",
                 "--log-level",
                 "warning",

@@ -441,7 +441,7 @@ async def test_start_up_says_which_rules_cannot_hold(h: Harness, caplog: pytest.
     with caplog.at_level(logging.INFO, logger="app"):
         create_app(h.settings)
     warnings = [m for level, m in _messages(caplog) if level == logging.WARNING]
-    documents = str(ROOT / "app" / "schema" / "documents.yml")
+    documents = str(h.settings.schema_dir / "documents.yml")
     assert f"{documents}: access.read: owner cannot hold without auth: nobody reads the records of documents" in (
         "\n".join(warnings)
     )

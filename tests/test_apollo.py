@@ -1,6 +1,8 @@
 """Apollo Client 4 (from npm) runs the upload flow against the server as `make run` starts it, and
 finds our error codes in `CombinedGraphQLErrors.errors[].extensions.code` (tests/js/apollo_flow.mjs);
-the Apollo recipe of docs/frontend.md runs as it is written."""
+the Apollo recipe of docs/frontend.md runs as it is written, and
+with GraphQLWsLink on graphql-ws's client it follows the versions of an upload as they are built
+(tests/js/apollo_subscription.mjs)."""
 
 from __future__ import annotations
 
@@ -29,7 +31,8 @@ def node() -> str:
     path = shutil.which("node")
     if path is None:
         pytest.fail("node is not installed: Node.js 20 or newer is needed for the Apollo Client test")
-    if not (JS / "node_modules" / "@apollo" / "client").is_dir():
+    wanted = json.loads((JS / "package.json").read_text())["dependencies"]
+    if not all((JS / "node_modules" / name / "package.json").is_file() for name in wanted):
         npm = shutil.which("npm")
         if npm is None:
             pytest.fail("npm is not installed: it is needed to install Apollo Client (npm ci in tests/js)")
@@ -94,3 +97,15 @@ def test_docs_apollo_recipe_uploads_and_reads_our_codes(node: str, live_server: 
     url = answer["data"]["record"]["upload"]["url"]
     assert url.endswith("/cat.png")
     assert httpx.get(url, timeout=10).content == png
+
+
+def test_apollo_client_follows_versions_through_the_subscription(node: str, live_server: LiveServer) -> None:
+    run = subprocess.run(
+        [node, "apollo_subscription.mjs", live_server.url], cwd=JS, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, (
+        f"apollo_subscription.mjs failed:\n{run.stdout}\n{run.stderr}\nserver log:\n{live_server.log()}"
+    )
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert summary["ok"] is True and summary["events"] >= 2
+    assert summary["steps"] == ["tables", "record_create", "subscription", "error codes"]

@@ -1,5 +1,6 @@
 """The demo page in headless Chromium (Debian's, driven by Playwright): a user picks an image and a
-PDF, watches them upload, sees them listed with their versions, downloads the private PDF through its
+PDF, watches them upload, sees them listed with their versions as they arrive (through the GraphQL
+subscription, or by polling in a browser without WebSocket), downloads the private PDF through its
 signed link, and reads errors in words. Also GraphiQL at /graphql, and the docs' plain fetch recipes
 (docs/frontend.md) run as they are written."""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -75,6 +77,10 @@ def signed_get(href: str, backend: str) -> bool:
 def test_upload_image_and_pdf_then_see_them_listed(page: object, live_server: LiveServer) -> None:
     expect = playwright_api.expect
     png, pdf = photo_png(), files.pdf()
+    frames: list[str] = []
+    page.on(  # type: ignore[attr-defined]
+        "websocket", lambda ws: ws.on("framereceived", lambda frame: frames.append(str(frame)))
+    )
     open_demo(page, live_server)
     page.set_input_files(  # type: ignore[attr-defined]
         "#file-input",
@@ -99,14 +105,13 @@ def test_upload_image_and_pdf_then_see_them_listed(page: object, live_server: Li
     assert size == [1200, 800]
     expect(photo.locator("figcaption")).to_contain_text("sunset 1200x800.png")
 
-    # Every version says its state in words (pending until the worker has built it).
+    # Every version says its state in words (pending until the worker has built it). Read in one go:
+    # the subscription may re-render an item between two separate reads.
     versions = photo.locator(".versions li")
     expect(versions).to_have_count(3)
-    for i in range(3):
-        item = versions.nth(i)
-        status = item.get_attribute("data-status")
-        words = {"pending": "pending: being generated", "ready": "ready", "failed": "failed"}[str(status)]
-        expect(item.locator(".badge")).to_contain_text(words)
+    shown = versions.evaluate_all("items => items.map(i => [i.dataset.status, i.querySelector('.badge').textContent])")
+    words = {"pending": "pending: being generated", "ready": "ready", "failed": "failed"}
+    assert len(shown) == 3 and all(words[status] in text for status, text in shown), shown
 
     # The private PDF: its link is signed; following it downloads the same bytes under the original name.
     link = page.locator("#documents a.download").first  # type: ignore[attr-defined]
@@ -123,7 +128,7 @@ def test_upload_image_and_pdf_then_see_them_listed(page: object, live_server: Li
     page.screenshot(path=str(ARTIFACTS / f"demo-page{suffix(live_server)}.png"), full_page=True)  # type: ignore[attr-defined]
     assert page.problems == []  # type: ignore[attr-defined]
 
-    # The thumb version appears by polling once the background worker has built it.
+    # The thumb version appears once the background worker has built it, pushed through the subscription.
     thumb = photo.locator('.versions li[data-version="thumb"]')
     try:
         expect(thumb).to_have_attribute("data-status", "ready", timeout=THUMB_TIMEOUT_MS)
@@ -139,7 +144,29 @@ def test_upload_image_and_pdf_then_see_them_listed(page: object, live_server: Li
     )
     assert thumb_img.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [200, 200]
     expect(thumb.locator(".badge")).to_contain_text("ready")
+    expect(page.locator("#photos")).to_have_attribute("data-updates", "subscription")  # type: ignore[attr-defined]
+    pushed = [json.loads(f) for f in frames if '"next"' in f]
+    assert any(
+        v["name"] == "thumb" and v["status"] == "ready"
+        for f in pushed
+        for v in f["payload"]["data"]["property_upload_changed"]["version_details"]
+    ), frames
     page.screenshot(path=str(ARTIFACTS / f"demo-page-versions{suffix(live_server)}.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def test_without_websocket_the_page_polls_for_versions(page: object, live_server: LiveServer) -> None:
+    expect = playwright_api.expect
+    page.add_init_script("delete window.WebSocket")  # type: ignore[attr-defined]
+    open_demo(page, live_server)
+    page.set_input_files(  # type: ignore[attr-defined]
+        "#file-input", [{"name": "polled.png", "mimeType": "image/png", "buffer": photo_png(400, 300)}]
+    )
+    expect(page.locator("#queue li").filter(has_text="polled.png")).to_contain_text("Saved as photos record")  # type: ignore[attr-defined]
+    photo = page.locator("#photos > li").filter(has_text="polled.png")  # type: ignore[attr-defined]
+    expect(page.locator("#photos")).to_have_attribute("data-updates", "polling")  # type: ignore[attr-defined]
+    thumb = photo.locator('.versions li[data-version="thumb"]')
+    expect(thumb).to_have_attribute("data-status", "ready", timeout=THUMB_TIMEOUT_MS)
+    assert page.problems == []  # type: ignore[attr-defined]
 
 
 @BOTH_BACKENDS

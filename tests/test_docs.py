@@ -59,14 +59,23 @@ def test_every_error_code_is_in_the_built_error_page(site: Path) -> None:
 def test_every_field_and_type_of_the_schema_is_in_the_built_reference(site: Path) -> None:
     built = page(site, "graphql")
     schema = build_schema((ROOT / "schema.graphql").read_text())
-    for kind, root in (("query", schema.query_type), ("mutation", schema.mutation_type)):
+    roots = (
+        ("query", schema.query_type),
+        ("mutation", schema.mutation_type),
+        ("subscription", schema.subscription_type),
+    )
+    for kind, root in roots:
         assert root is not None
         for name, field in root.fields.items():
             assert f'id="{kind}-{name}"' in built, f"{kind} {name} is missing"
             for argument in field.args:
                 assert f"<code>{argument}</code>" in built
     for name in schema.type_map:
-        if not name.startswith("__") and name not in docs_generate.BUILT_IN_SCALARS | {"Query", "Mutation"}:
+        if not name.startswith("__") and name not in docs_generate.BUILT_IN_SCALARS | {
+            "Query",
+            "Mutation",
+            "Subscription",
+        }:
             assert f'id="{name}"' in built, f"type {name} is missing"
 
 

@@ -5,7 +5,9 @@
   lookup; validation errors are marked GRAPHQL_VALIDATION_FAILED, and without introspection they
   leave out graphql-core's "Did you mean ...?" suggestions, which would tell the schema's names;
 - refuse the caller before any resolver when AuthGate says so (app/graphql/auth_gate.py);
-- afterwards, hand the result to the observers (the Prometheus counters of app/metrics.py).
+- afterwards, hand the result to the observers (the Prometheus counters of app/metrics.py);
+- give each result streamed over WebSocket its errors' codes, as HTTP answers get them in
+  `GraphQLApp.process_result` (app/main.py).
 
 Strawberry's MaxTokensLimiter, ParserCache, QueryDepthLimiter, MaxAliasesLimiter, ValidationCache and
 DisableIntrospection do the same as separate extensions; every extension adds hook calls to every
@@ -25,6 +27,7 @@ from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaEx
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types import ExecutionContext
+from strawberry.types.execution import ExecutionResult
 
 from app.graphql.auth_gate import refuse_unauthorised
 from app.graphql.errors import VALIDATION
@@ -83,8 +86,10 @@ class RequestPipeline(SchemaExtension):
         rules: tuple[type[ASTValidationRule], ...],
         hide_suggestions: bool = False,
         observers: Sequence[Callable[[ExecutionContext], None]] = (),
+        convert: Callable[[GraphQLError], GraphQLError] | None = None,
     ) -> None:
         self.cache = cache
+        self.convert = convert
         self.max_tokens = max_tokens
         self.rules = rules
         self.hide_suggestions = hide_suggestions
@@ -96,8 +101,15 @@ class RequestPipeline(SchemaExtension):
         query = ctx.query or ""
         entry = self.cache.get(query)
         if entry is None:
-            # A GraphQLError here (syntax, too many tokens) reaches the client as a parse failure.
-            entry = _Entry(parse(query, max_tokens=self.max_tokens))
+            try:
+                entry = _Entry(parse(query, max_tokens=self.max_tokens))
+            except GraphQLError:
+                # Strawberry parses it again, under the same limit, where a syntax error (or too many
+                # tokens) becomes the operation's parse failure: for a streamed operation too,
+                # whose runner does not catch what a parsing hook raises.
+                ctx.parse_options["max_tokens"] = self.max_tokens
+                yield
+                return
             self.cache.put(query, entry)
         self._entry = entry
         ctx.graphql_document = entry.document
@@ -127,3 +139,8 @@ class RequestPipeline(SchemaExtension):
         yield
         for observe in self.observers:
             observe(ctx)
+
+    def on_stream_result(self, result: object) -> Iterator[None]:
+        if self.convert is not None and isinstance(result, ExecutionResult) and result.errors:
+            result.errors = [self.convert(error) for error in result.errors]
+        yield

@@ -14,6 +14,7 @@ from strawberry.types import ExecutionContext
 from app.errors import BadUserInput
 from app.graphql.context import Info
 from app.graphql.direct import install_direct_resolvers
+from app.graphql.errors import convert_error
 from app.graphql.inputs import (
     AttachmentPresignUrlInput,
     ImagePresignUrlInput,
@@ -29,6 +30,7 @@ from app.graphql.multipart import MultipartMutation
 from app.graphql.pipeline import DocumentCache, RequestPipeline, limit_rules
 from app.graphql.scalars import SCALARS
 from app.graphql.selection import asks_for
+from app.graphql.subscriptions import Subscription
 from app.graphql.types import (
     DIRECT_RESOLVERS,
     AttachmentPresignedUploadUrl,
@@ -239,6 +241,7 @@ def build_schema(
     schema = AppSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         config=StrawberryConfig(auto_camel_case=False, scalar_map=SCALARS),
         execution_context_class=NoSuggestionsExecutionContext if hide_suggestions else None,
         extensions=[
@@ -248,6 +251,8 @@ def build_schema(
                 rules=rules,
                 hide_suggestions=hide_suggestions,
                 observers=observers,
+                # Streamed results (subscriptions) bypass the HTTP view's error hook.
+                convert=lambda error: convert_error(error, debug=s.debug),
             )
         ],
     )

@@ -192,7 +192,7 @@ class PropertyUpload:
     def url(self, info: Info, version: str | None = None) -> str | None:
         upload = self._view.upload
         if version is None:
-            return _as_field(self._url(info, upload.key or "", upload.content_type))
+            return _as_field(self._url(info, upload.key, upload.content_type)) if upload.key else None
         v = self._version(version)
         return _as_field(self._url(info, v.key, None)) if v.status == "ready" else None
 

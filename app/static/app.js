@@ -1,5 +1,7 @@
-// The demo page: presign through GraphQL, send the file straight to storage, save it, list it.
-// Plain ES module, no build step. Every failure is shown in words next to the file it concerns.
+// The demo page: presign through GraphQL, send the file straight to storage, save it, list it, and
+// watch its versions arrive through a GraphQL subscription (graphql-transport-ws over a plain
+// WebSocket), or by polling where there is no WebSocket. Plain ES module, no build step. Every
+// failure is shown in words next to the file it concerns.
 
 const API = "/graphql";
 const POLL_MS = 1500;
@@ -19,12 +21,14 @@ const ATTACHMENT_PRESIGN = `mutation($type: String, $name: String) {
 const RECORD_CREATE = `mutation($table: String!, $props: [PropertyInputType]) {
   record_create(record: {table: $table, properties: $props}) { id } }`;
 
+const PHOTO_UPLOAD = `url file_name width height content_type versions
+    version_details { name status url width height error }`;
 const PHOTOS = `{ records(filter: {table: {value: "photos"}}, sort: {created_at: {order: DESC}}, per_page: 20) {
   total_entries results {
   id created_at properties
-  upload: property_upload(name: "image") {
-    url file_name width height content_type versions
-    version_details { name status url width height error } } } } }`;
+  upload: property_upload(name: "image") { ${PHOTO_UPLOAD} } } } }`;
+const PHOTO_CHANGED = `subscription($id: ID!) {
+  property_upload_changed(record_id: $id, name: "image") { ${PHOTO_UPLOAD} } }`;
 const DOCUMENTS = `{ records(filter: {table: {value: "documents"}}, sort: {created_at: {order: DESC}},
   per_page: 20) { total_entries results {
   id created_at properties
@@ -315,9 +319,135 @@ function documentItem(record) {
   return item;
 }
 
+// ---- live versions -----------------------------------------------------------------------------
+
+/** A graphql-transport-ws client on one WebSocket, opened when first needed. `follow` calls
+ * `next(data)` per event and then `done()`; `lost(reason)` if the subscription cannot go on (the
+ * socket failed or was refused), after which `available` is false and the page polls instead. */
+class LiveStatus {
+  constructor(path) {
+    this.url = `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}${path}`;
+    this.socket = null;
+    this.acknowledged = false;
+    this.failed = typeof WebSocket !== "function";
+    this.operations = new Map();
+    this.lastId = 0;
+  }
+
+  get available() {
+    return !this.failed;
+  }
+
+  follow(query, variables, handlers) {
+    const id = String(++this.lastId);
+    this.operations.set(id, handlers);
+    this.open();
+    if (this.acknowledged) this.send({ id, type: "subscribe", payload: { query, variables } });
+    else handlers.waiting = { query, variables };
+    return id;
+  }
+
+  send(message) {
+    this.socket.send(JSON.stringify(message));
+  }
+
+  open() {
+    if (this.socket) return;
+    this.socket = new WebSocket(this.url, "graphql-transport-ws");
+    this.socket.addEventListener("open", () => this.send({ type: "connection_init", payload: {} }));
+    this.socket.addEventListener("message", (event) => this.receive(JSON.parse(event.data)));
+    this.socket.addEventListener("close", (event) => this.closed(event));
+  }
+
+  receive(message) {
+    const handlers = this.operations.get(message.id);
+    switch (message.type) {
+      case "connection_ack":
+        this.acknowledged = true;
+        for (const [id, h] of this.operations) {
+          if (h.waiting) this.send({ id, type: "subscribe", payload: h.waiting });
+          h.waiting = null;
+        }
+        break;
+      case "ping":
+        this.send({ type: "pong" });
+        break;
+      case "next":
+        if (!handlers) break;
+        if (message.payload.errors?.length) {
+          this.operations.delete(message.id);
+          handlers.lost(message.payload.errors[0].message);
+        } else {
+          handlers.next(message.payload.data);
+        }
+        break;
+      case "error":
+        this.operations.delete(message.id);
+        handlers?.lost(message.payload[0]?.message || "refused");
+        break;
+      case "complete":
+        this.operations.delete(message.id);
+        handlers?.done();
+        break;
+    }
+  }
+
+  closed(event) {
+    this.socket = null;
+    this.acknowledged = false;
+    // 1000 is the server closing an idle connection: the next `follow` opens a new one.
+    if (event.code !== 1000 || this.operations.size) this.failed = true;
+    const orphans = [...this.operations.values()];
+    this.operations.clear();
+    for (const h of orphans) h.lost(`the connection closed (${event.code}${event.reason ? `: ${event.reason}` : ""})`);
+  }
+}
+
+const live = new LiveStatus(API);
+const photoRecords = new Map(); // id -> the record as last seen (query or subscription)
+const following = new Set();
+
+function pendingVersions() {
+  return [...photoRecords.values()].flatMap((r) => r.upload?.version_details || [])
+    .filter((v) => v.status === "pending").length;
+}
+
+function showPhotosStatus(total) {
+  const status = document.getElementById("photos-status");
+  const pending = pendingVersions();
+  const how = live.available ? "they appear here as they are ready" : "this page checks every few seconds";
+  status.textContent = total === 0 ? "No photos yet." : `${total} photo${total === 1 ? "" : "s"}` +
+    (pending ? `; ${pending} version${pending === 1 ? "" : "s"} still being generated (${how}).` : ".");
+  document.getElementById("photos").dataset.updates = live.available ? "subscription" : "polling";
+}
+
+/** Versions of `record` arrive through the subscription; each event replaces its upload. */
+function followPhoto(record) {
+  following.add(record.id);
+  live.follow(PHOTO_CHANGED, { id: record.id }, {
+    next(data) {
+      const seen = photoRecords.get(record.id);
+      if (!seen) return;
+      seen.upload = data.property_upload_changed.file_name ? data.property_upload_changed : null;
+      document.querySelector(`#photos > li[data-record-id="${CSS.escape(record.id)}"]`)
+        ?.replaceWith(photoItem(seen));
+      showPhotosStatus(photoRecords.size);
+    },
+    done() {
+      following.delete(record.id);
+    },
+    lost() {
+      following.delete(record.id);
+      showPhotosStatus(photoRecords.size);
+      pollTimer = setTimeout(refreshPhotos, POLL_MS);
+    },
+  });
+}
+
 let lastPhotos = "";
 let pollTimer = null;
-// Poll quickly while versions are being built, slower the longer nothing changes (a stopped worker).
+// Without a WebSocket: poll quickly while versions are being built, slower the longer nothing
+// changes (a stopped worker).
 let pollDelay = POLL_MS;
 
 async function refreshPhotos() {
@@ -334,7 +464,13 @@ async function refreshPhotos() {
   }
   status.classList.remove("error-text");
   const { results, total_entries: total } = data.records;
-  const pending = results.flatMap((r) => r.upload?.version_details || []).filter((v) => v.status === "pending");
+  for (const record of results) {
+    // A followed record's last event is at least as new as this answer (every later change is an event).
+    const seen = photoRecords.get(record.id);
+    if (seen && following.has(record.id)) record.upload = seen.upload;
+  }
+  photoRecords.clear();
+  for (const record of results) photoRecords.set(record.id, record);
   const snapshot = JSON.stringify(results);
   if (snapshot !== lastPhotos) {
     // Only re-render on change, so polling does not reload images or move keyboard focus.
@@ -342,12 +478,14 @@ async function refreshPhotos() {
     pollDelay = POLL_MS;
     document.getElementById("photos").replaceChildren(...results.map(photoItem));
   }
-  status.textContent = total === 0 ? "No photos yet." : `${total} photo${total === 1 ? "" : "s"}` +
-    (pending.length ? `; ${pending.length} version${pending.length === 1 ? "" : "s"} still being generated.` : ".");
-  if (pending.length) {
+  const waiting = results.filter((r) => (r.upload?.version_details || []).some((v) => v.status === "pending"));
+  if (live.available) {
+    for (const record of waiting) if (!following.has(record.id)) followPhoto(record);
+  } else if (waiting.length) {
     pollTimer = setTimeout(refreshPhotos, pollDelay);
     pollDelay = Math.min(pollDelay * 1.5, 15000);
   }
+  showPhotosStatus(total);
 }
 
 let lastDocuments = "";
