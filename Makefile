@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Reinstall whenever pyproject.toml changes.
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run worker test test-deps clamav pango azurite install lint schema migration clean sweep graphiql-assets docs docs-build
+.PHONY: run worker test test-deps system-packages-run system-packages-test azurite install lint schema migration clean sweep graphiql-assets docs docs-build
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml | $(PY)
 install: $(STAMP)
 
 # With STORAGE_BACKEND=azure (and no Azure account set) the embedded storage is Azurite.
-run: install clamav pango $(if $(filter azure,$(STORAGE_BACKEND)),azurite)
+run: install system-packages-run $(if $(filter azure,$(STORAGE_BACKEND)),azurite)
 	$(PY) -m app.run
 
 # A standalone version worker (needs QUEUE_URL and the API's DATABASE_URL and storage settings).
@@ -34,32 +34,23 @@ test: install lint test-deps
 	$(PY) -m pytest
 	TEST_DATABASE=postgres $(PY) -m pytest -m db || [ $$? -eq 5 ]
 
-# What the browser and Apollo tests need besides Python: Debian's Chromium (driven by Playwright,
-# whose own browser download is never used) and the npm packages of tests/js, pinned by its lock file.
-test-deps: tests/js/node_modules/.package-lock.json clamav pango azurite
-	@if [ -x /usr/bin/chromium ]; then :; \
-	elif [ "$$(id -u)" = 0 ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
-	else echo "test-deps: /usr/bin/chromium is missing and we are not root: run" \
-		"'sudo apt-get install -y chromium' (the browser tests fail without it)" >&2; fi
+# Debian packages, installed by tools/debian-packages.sh when missing (one apt-get for all):
+# clamd, the virus scanner (app/embedded/clamd.py starts its own; without it `make run` starts without
+# a scanner and says so); Pango, which WeasyPrint needs to render value_upload's HTML into PDF (without
+# it such a request answers PDF_RENDERER_UNAVAILABLE); Chromium for the browser tests (driven by
+# Playwright, whose own browser download is never used).
+RUN_PACKAGES := clamav-daemon clamav libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
+TEST_PACKAGES := $(RUN_PACKAGES) chromium
 
-# The virus scanner of `make run` and the scanning tests: Debian's clamd (app/embedded/clamd.py starts
-# its own, with a test signature and whatever official databases freshclam left). Without it `make run`
-# starts without a scanner, so a failed installation only warns.
-clamav:
-	@if [ -x /usr/sbin/clamd ] || command -v clamd >/dev/null; then :; \
-	elif [ "$$(id -u)" = 0 ]; then (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y clamav-daemon clamav) \
-		|| echo "clamav: installing clamav-daemon failed: make run has no virus scanner, the scanning tests fail" >&2; \
-	else echo "clamav: clamd is missing and we are not root: run 'sudo apt-get install -y clamav-daemon clamav'" \
-		"(without it make run has no virus scanner and the scanning tests fail)" >&2; fi
+system-packages-run:
+	@tools/debian-packages.sh "make run" $(RUN_PACKAGES)
 
-# Pango, which WeasyPrint needs to render value_upload's HTML into PDF (app/pdf.py). Without it the
-# server runs, and answers such a request with PDF_RENDERER_UNAVAILABLE.
-pango:
-	@if ldconfig -p | grep -q libpangoft2-1.0.so.0; then :; \
-	elif [ "$$(id -u)" = 0 ]; then (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core) \
-		|| echo "pango: installing Pango failed: value_upload cannot render HTML to PDF" >&2; \
-	else echo "pango: Pango is missing and we are not root: run 'sudo apt-get install -y libpango-1.0-0" \
-		"libpangoft2-1.0-0 fonts-dejavu-core' (without it value_upload cannot render HTML to PDF)" >&2; fi
+system-packages-test:
+	@tools/debian-packages.sh "make test" $(TEST_PACKAGES)
+
+# What the tests need besides Python: the Debian packages above and the npm packages of tests/js and
+# tools/azurite, each pinned by its lock file.
+test-deps: system-packages-test tests/js/node_modules/.package-lock.json azurite
 
 # Reinstalled only when the lock file changes (npm writes node_modules/.package-lock.json).
 tests/js/node_modules/.package-lock.json: tests/js/package-lock.json
