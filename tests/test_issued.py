@@ -1,4 +1,4 @@
-"""app/issued.py writes the issued upload's row with its own SQL: it must store exactly what
+"""app/uploads/issued.py writes the issued upload's row with its own SQL: it must store exactly what
 `Upload.create` stores (same columns, same stored forms, same validation), on SQLite and PostgreSQL,
 and its pending cap must count only the owner's issued, unexpired uploads."""
 
@@ -11,8 +11,8 @@ import pytest
 from tortoise import connections
 from tortoise.exceptions import ValidationError
 
-from app.issued import insert_issued
 from app.models import Upload
+from app.uploads.issued import insert_issued
 from tests.conftest import Harness
 
 EXPIRES = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)

@@ -15,7 +15,6 @@ from typing import Any
 
 from app.errors import BadUserInput, ContentTypeNotAllowed
 from app.keys import key_prefix, new_token, quarantine_key, sanitize_file_name
-from app.limits import PresignQuota
 from app.policy import (
     ClientOptions,
     UploadLimits,
@@ -31,6 +30,7 @@ from app.settings import Settings
 from app.storage.base import FILENAME_VAR, Storage
 from app.tables import SINGLE_UPLOAD_MAX
 from app.uploads.catalog import Catalog
+from app.uploads.limits import PresignQuota
 from app.uploads.values import Caller, ExactUpload, PresignedUpload
 
 # The file name of a PUT presigned without one (a PUT URL names its object up front).

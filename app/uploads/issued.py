@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.models import Upload
+from app.uploads.status import UploadStatus
 
 # Postgres infers no types for parameters in a SELECT list: each gets its column's type.
 _PG_TYPES = {"BigIntField": "bigint", "IntField": "integer", "JSONField": "jsonb", "DatetimeField": "timestamptz"}
@@ -60,7 +61,7 @@ async def insert_issued(values: dict[str, Any], *, cap: int | None = None, now: 
     """Insert an issued upload with `values` (model field names; `status` and `created_at` are set
     here) and return its id. With `cap`, the row is only written while the owner in `values` has fewer
     than `cap` issued uploads that expire after `now`; None means it was not written."""
-    row = {**values, "status": "issued", "created_at": datetime.now(UTC)}
+    row = {**values, "status": UploadStatus.ISSUED.value, "created_at": datetime.now(UTC)}
     columns = tuple(row)
     fields = Upload._meta.fields_map
     params: list[Any] = []

@@ -17,8 +17,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from app.errors import TooManyRequests
-from app.issued import insert_issued
 from app.rate_buckets import DatabaseBuckets
+from app.uploads.issued import insert_issued
 
 # Buckets of callers idle long enough are full again and can be forgotten; this bounds memory.
 MAX_TRACKED_CALLERS = 10_000
@@ -88,7 +88,7 @@ class PresignQuota:
     async def issue(self, values: dict[str, Any]) -> int:
         """Write the issued upload's row unless its owner already has `max_pending` issued, unexpired
         uploads (anonymous callers, with no owner, share one pool). The cap is a condition of the
-        INSERT (app/issued.py): served by the (owner, status, expires_at) index and stopped at the
+        INSERT (app/uploads/issued.py): served by the (owner, status, expires_at) index and stopped at the
         cap, so it reads at most the cap's worth of index entries whatever else is pending. Every way
         of issuing an upload (form POST, PUT, multipart) goes through here; returns the row's id."""
         upload_id = await insert_issued(values, cap=self.max_pending, now=self.clock())
