@@ -85,6 +85,15 @@ def wants_embedded(settings: Settings) -> bool:
     return not {"S3_ENDPOINT_URL", "S3_BUCKET"} & settings.given
 
 
+def with_local_scanner(settings: Settings) -> tuple[Settings, embedded_clamd.EmbeddedClamd | None]:
+    """A local clamd (EICAR's test signature and whatever official databases the host has) is part of
+    the embedded run only: a deployment names its scanner with CLAMD_ADDRESS, or its scanned files
+    stay pending and the start-up says so."""
+    if not wants_embedded(settings):
+        return settings, None
+    return embedded_clamd.for_make_run(settings)
+
+
 def with_embedded_storage(settings: Settings) -> tuple[Settings, Embedded]:
     """Start the embedded storage and fill in what it implies where nothing is configured."""
     folder = embedded_dir(settings)
@@ -172,7 +181,7 @@ def main() -> None:
         raise SystemExit(f"configuration error: {exc}") from None
     configure_logging(settings.log_format, settings.log_level)
     embedded = None
-    settings, scanner = embedded_clamd.for_make_run(settings)
+    settings, scanner = with_local_scanner(settings)
     try:
         if wants_embedded(settings):
             settings, embedded = with_embedded_storage(settings)

@@ -12,6 +12,7 @@ import pytest
 from app.embedded import clamd as embedded_clamd
 from app.embedded.clamd import EICAR, EICAR_FOUND, for_make_run, start_clamd
 from app.embedded.process import EmbeddedError, free_port
+from app.run import with_local_scanner
 from app.scanner import Clamd
 from app.settings import ROOT, Settings
 from tests import files
@@ -91,3 +92,11 @@ def test_make_run_without_clamd_runs_without_a_scanner(
     with caplog.at_level(logging.WARNING, "app.embedded.clamd"):
         assert for_make_run(settings) == (settings, None)
     assert "no virus scanner: clamd is not installed (Debian package clamav-daemon" in caplog.text
+
+
+def test_a_deployment_with_its_own_storage_gets_no_local_clamd() -> None:
+    # Configured storage means a deployment: it names its scanner with CLAMD_ADDRESS, and a clamd
+    # started behind its back would leave scanned files depending on a process nobody runs.
+    for given in ({"S3_ENDPOINT_URL": "https://s3.example.com"}, {"S3_BUCKET": "uploads"}):
+        settings = Settings.from_env({"PORT": str(free_port()), **given})
+        assert with_local_scanner(settings) == (settings, None)
