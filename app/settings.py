@@ -459,20 +459,24 @@ class Settings:
     )
     # -- queue and worker -------------------------------------------------------------------------
     queue_url: str | None = setting(
-        "QUEUE_URL", None, text, "SQS queue of version jobs; unset with `make run`: an embedded one.", group="Worker"
+        "QUEUE_URL",
+        None,
+        text,
+        "SQS queue of the worker's jobs (image versions, virus scans); unset with `make run`: an embedded one.",
+        group="Worker",
     )
     run_worker: bool = setting(
         "RUN_WORKER",
         False,
         boolean,
-        "Run the version worker inside the API process (`make run` sets it).",
+        "Run the worker (image versions, virus scans) inside the API process (`make run` sets it).",
         group="Worker",
     )
     worker_concurrency: int = setting(
         "WORKER_CONCURRENCY",
         _cpu_count,
         integer(1, 256),
-        "Jobs (images) one worker process handles at once.",
+        "Jobs (image versions, scans) one worker process handles at once.",
         group="Worker",
         default_doc="the CPU count",
     )
@@ -496,7 +500,7 @@ class Settings:
         "RECONCILE_INTERVAL",
         60,
         integer(1, 86400),
-        "Seconds between reconciler rounds (re-queues versions whose job was lost).",
+        "Seconds between reconciler rounds (re-queues the versions and scans whose job was lost).",
         group="Worker",
     )
     reconcile_after: int = setting(
