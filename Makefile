@@ -3,7 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Reinstall whenever pyproject.toml changes.
+# Reinstall whenever pyproject.toml's content changes: the stamp is named by its hash, so a checkout
+# that only touches the file (a new clone, a worktree) installs nothing again.
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
 .PHONY: run worker test test-deps system-packages-run system-packages-test azurite install lint schema migration clean sweep graphiql-assets docs docs-build
@@ -11,7 +12,7 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(PY)
+$(STAMP): | $(PY)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[test]"
 	rm -f $(VENV)/.installed-*
