@@ -1,6 +1,6 @@
 """Apollo Client 4 (from npm) runs the upload flow against the server as `make run` starts it, and
 finds our error codes in `CombinedGraphQLErrors.errors[].extensions.code` (tests/js/apollo_flow.mjs);
-the Apollo recipe of docs/frontend.md runs as it is written, and
+the Apollo recipe of docs/frontend.md runs as it is written, and so does its live status recipe; and
 with GraphQLWsLink on graphql-ws's client it follows the versions of an upload as they are built
 (tests/js/apollo_subscription.mjs)."""
 
