@@ -1,6 +1,6 @@
 """Apollo Client 4 (from npm) runs the upload flow against the server as `make run` starts it, and
 finds our error codes in `CombinedGraphQLErrors.errors[].extensions.code` (tests/js/apollo_flow.mjs);
-the Apollo recipe of docs/frontend.md runs as it is written, and
+the Apollo recipe of docs/frontend.md runs as it is written, and so does its live status recipe; and
 with GraphQLWsLink on graphql-ws's client it follows the versions of an upload as they are built
 (tests/js/apollo_subscription.mjs)."""
 
@@ -109,3 +109,65 @@ def test_apollo_client_follows_versions_through_the_subscription(node: str, live
     summary = json.loads(run.stdout.strip().splitlines()[-1])
     assert summary["ok"] is True and summary["events"] >= 2
     assert summary["steps"] == ["tables", "record_create", "subscription", "error codes"]
+
+
+# Runs the docs' live status recipe in Node 20 (no global WebSocket) on the photo the Apollo recipe saves.
+LIVE_PRELUDE = """import WebSocket from "ws";
+globalThis.WebSocket ??= WebSocket;
+"""
+LIVE_DRIVER = """
+const { uploadPhoto, errorCodes } = await import(process.env.RECIPE_APOLLO_MODULE);
+const png = Buffer.from(process.env.RECIPE_PNG_BASE64, "base64");
+const id = await uploadPhoto(new File([png], "live.png", { type: "image/png" }));
+const seen = [];
+const last = await followUpload(id, "image", (state) => seen.push(state.version_details.map((v) => v.status)));
+let codes = null;
+try {
+  await followUpload("999999999", "image", () => {});
+} catch (error) {
+  codes = errorCodes(error);
+}
+console.log(JSON.stringify({ id, seen, last, codes }));
+"""
+
+
+def test_docs_live_status_recipe_follows_the_versions(node: str, live_server: LiveServer) -> None:
+    """The Apollo live status recipe of docs/frontend.md as written (both addresses pointed at the test
+    server), following the versions of a photo saved by the Apollo recipe until the subscription completes."""
+    source = recipe("apollo-live")
+    assert source.count("ws://127.0.0.1:8000/graphql") == 1 and source.count("http://127.0.0.1:8000/graphql") == 1
+    folder = JS / "node_modules" / ".recipes"
+    folder.mkdir(exist_ok=True)
+    apollo = folder / f"apollo-{os.getpid()}.mjs"
+    module = folder / f"apollo-live-{os.getpid()}.mjs"
+    apollo.write_text(recipe("apollo").replace("http://127.0.0.1:8000", live_server.url))
+    ws_url = live_server.url.replace("http://", "ws://", 1)
+    module.write_text(
+        LIVE_PRELUDE
+        + source.replace("ws://127.0.0.1:8000", ws_url).replace("http://127.0.0.1:8000", live_server.url)
+        + LIVE_DRIVER
+    )
+    try:
+        run = subprocess.run(
+            [node, str(module)],
+            cwd=JS,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            env={
+                **os.environ,
+                "RECIPE_PNG_BASE64": base64.b64encode(files.png()).decode(),
+                "RECIPE_APOLLO_MODULE": apollo.as_uri(),
+            },
+        )
+    finally:
+        module.unlink()
+        apollo.unlink()
+    assert run.returncode == 0, f"the recipe failed:\n{run.stdout}\n{run.stderr}\nserver log:\n{live_server.log()}"
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    declared = ["thumb", "medium", "large"]
+    assert [v["name"] for v in result["last"]["version_details"]] == declared
+    assert result["seen"][-1] == ["ready"] * len(declared)
+    thumb = httpx.get(result["last"]["versions"]["thumb"], timeout=10)
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/webp"
+    assert result["codes"] == ["RECORD_NOT_FOUND"]
