@@ -32,7 +32,7 @@ from app.http_errors import exception_handlers
 from app.metrics import ObserveMiddleware, count_mutations
 from app.metrics import endpoint as metrics_endpoint
 from app.rest import RestApi
-from app.runtime import startup_objects_frozen
+from app.runtime import long_lived_objects_frozen
 from app.scanning import notice as scanning_notice
 from app.services import Services
 from app.settings import ROOT, Settings
@@ -110,7 +110,8 @@ def create_app(settings: Settings, *, tables: dict[str, TableDef] | None = None)
                 )
             task = asyncio.create_task(worker.run()) if worker and settings.run_worker else None
             try:
-                with startup_objects_frozen():
+                growth = settings.gc_refreeze_growth if settings.gc_freeze_survivors else None
+                with long_lived_objects_frozen(growth) as app.state.gc_freezer:
                     yield
             finally:
                 if worker is not None and task is not None:

@@ -109,6 +109,12 @@ LIVE_NOTIFICATIONS = Counter(
     registry=REGISTRY,
 )
 
+GC_FULL_PASSES = Counter(
+    "uploads_gc_full_passes",
+    "Full garbage collections over every object, once memory grew by GC_REFREEZE_GROWTH: each one a pause.",
+    registry=REGISTRY,
+)
+
 PRESIGN_MUTATIONS = frozenset({"attachment_presign_url", "image_presign_url", "property_upload_presigned_url"})
 SAVE_MUTATIONS = frozenset({"record_create", "record_update", "record_delete"})
 # Known paths only, so a scan of random URLs cannot create unbounded label values.

@@ -698,6 +698,23 @@ class Settings:
         "standalone worker's changes on SQLite.",
         group="Live status",
     )
+    gc_freeze_survivors: bool = setting(
+        "GC_FREEZE_SURVIVORS",
+        True,
+        boolean,
+        "The API process moves what survives a young garbage collection (generation 1) out of the collector's "
+        "reach, so full collections no longer walk every open subscription (a pause of seconds at thousands); "
+        "false: only start-up objects are frozen.",
+        group="Live status",
+    )
+    gc_refreeze_growth: int = setting(
+        "GC_REFREEZE_GROWTH",
+        100,
+        integer(10, 10_000),
+        "Percent the API process's peak memory may grow by before one full garbage collection walks every "
+        "frozen object again, freeing the garbage among them (closed connections): one pause each time.",
+        group="Live status",
+    )
 
     # The variables the environment set (non-empty): `make run` fills in embedded parts only where
     # nothing was configured.

@@ -4,6 +4,7 @@ app served by uvicorn, with the real version worker code building real versions 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 from typing import Any
@@ -451,3 +452,33 @@ async def test_shutting_down_with_subscriptions_open(h: Harness, no_tracebacks: 
         await stopping
     assert code == 1012
     assert h.app.state.services.live.followers == 0
+
+
+async def test_closed_subscriptions_frozen_while_open_are_freed_by_the_full_pass(h: Harness) -> None:
+    """GC_FREEZE_SURVIVORS: what a closed connection leaves as cyclic garbage stays frozen until the
+    full pass, which frees it."""
+    freezer = h.app.state.gc_freezer
+    record_id = await save_photo(h)
+
+    async def one_connection(subscriptions: int) -> None:
+        async with serving(h.app) as url:  # stopping the server ends its handlers
+            async with connected(url) as client:
+                await client.init()
+                for i in range(subscriptions):
+                    await client.subscribe(str(i), id=record_id, name="image")
+                for i in range(subscriptions):
+                    await client.next_event(str(i))
+                frozen = gc.get_freeze_count()
+                gc.collect(1)  # the open subscriptions survive a young collection: frozen
+                assert gc.get_freeze_count() > frozen
+
+    await one_connection(1)  # what stays alive after the first one (caches) is not garbage
+    freezer.full_pass()
+    before = gc.get_freeze_count()
+    for _ in range(3):
+        await one_connection(10)
+    gc.collect()
+    kept = gc.get_freeze_count() - before
+    assert kept > 100  # their cycles: a full collection does not walk frozen objects
+    freezer.full_pass()
+    assert gc.get_freeze_count() - before < kept / 10  # freed
