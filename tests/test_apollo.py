@@ -11,6 +11,8 @@ import json
 import os
 import shutil
 import subprocess
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -66,28 +68,46 @@ console.log(JSON.stringify({ id, codes }));
 """
 
 
-def test_docs_apollo_recipe_uploads_and_reads_our_codes(node: str, live_server: LiveServer) -> None:
-    """The Apollo recipe of docs/frontend.md as written, its server address pointed at the test server.
-    The module is written under node_modules so that Node resolves its imports from tests/js."""
-    source = recipe("apollo")
-    assert source.count("http://127.0.0.1:8000/graphql") == 1
-    module = JS / "node_modules" / ".recipes" / f"apollo-{os.getpid()}.mjs"
-    module.parent.mkdir(exist_ok=True)
-    module.write_text(source.replace("http://127.0.0.1:8000", live_server.url) + RECIPE_DRIVER)
-    png = files.png()
+# Recipe modules are written under node_modules so that Node resolves their imports from tests/js.
+RECIPES = JS / "node_modules" / ".recipes"
+
+
+def run_recipes(
+    node: str, live_server: LiveServer, modules: dict[str, str], *, timeout: float, env: dict[str, str | Path]
+) -> dict[str, Any]:
+    """Write `modules` (name -> source) as ES modules, run the last one in Node and return the JSON its
+    last line prints. An env value that is a path under RECIPES names one of the modules: it becomes
+    that module's file URL."""
+    RECIPES.mkdir(exist_ok=True)
+    paths = {name: RECIPES / f"{name}-{os.getpid()}.mjs" for name in modules}
+    resolved = {key: paths[value.name].as_uri() if isinstance(value, Path) else value for key, value in env.items()}
     try:
+        for name, source in modules.items():
+            paths[name].write_text(source)
         run = subprocess.run(
-            [node, str(module)],
+            [node, str(paths[list(modules)[-1]])],
             cwd=JS,
             capture_output=True,
             text=True,
-            timeout=60,
-            env={**os.environ, "RECIPE_PNG_BASE64": base64.b64encode(png).decode()},
+            timeout=timeout,
+            env={**os.environ, **resolved},
         )
     finally:
-        module.unlink()
+        for path in paths.values():
+            path.unlink(missing_ok=True)
     assert run.returncode == 0, f"the recipe failed:\n{run.stdout}\n{run.stderr}\nserver log:\n{live_server.log()}"
-    result = json.loads(run.stdout.strip().splitlines()[-1])
+    return dict(json.loads(run.stdout.strip().splitlines()[-1]))
+
+
+def test_docs_apollo_recipe_uploads_and_reads_our_codes(node: str, live_server: LiveServer) -> None:
+    """The Apollo recipe of docs/frontend.md as written, its server address pointed at the test server."""
+    source = recipe("apollo")
+    assert source.count("http://127.0.0.1:8000/graphql") == 1
+    png = files.png()
+    modules = {"apollo": source.replace("http://127.0.0.1:8000", live_server.url) + RECIPE_DRIVER}
+    result = run_recipes(
+        node, live_server, modules, timeout=60, env={"RECIPE_PNG_BASE64": base64.b64encode(png).decode()}
+    )
     assert result["codes"] == ["CONTENT_TYPE_NOT_ALLOWED"]
     answer = httpx.post(
         live_server.url + "/graphql",
@@ -136,35 +156,18 @@ def test_docs_live_status_recipe_follows_the_versions(node: str, live_server: Li
     server), following the versions of a photo saved by the Apollo recipe until the subscription completes."""
     source = recipe("apollo-live")
     assert source.count("ws://127.0.0.1:8000/graphql") == 1 and source.count("http://127.0.0.1:8000/graphql") == 1
-    folder = JS / "node_modules" / ".recipes"
-    folder.mkdir(exist_ok=True)
-    apollo = folder / f"apollo-{os.getpid()}.mjs"
-    module = folder / f"apollo-live-{os.getpid()}.mjs"
-    apollo.write_text(recipe("apollo").replace("http://127.0.0.1:8000", live_server.url))
     ws_url = live_server.url.replace("http://", "ws://", 1)
-    module.write_text(
-        LIVE_PRELUDE
+    modules = {  # the last one runs; it imports the first
+        "apollo": recipe("apollo").replace("http://127.0.0.1:8000", live_server.url),
+        "apollo-live": LIVE_PRELUDE
         + source.replace("ws://127.0.0.1:8000", ws_url).replace("http://127.0.0.1:8000", live_server.url)
-        + LIVE_DRIVER
-    )
-    try:
-        run = subprocess.run(
-            [node, str(module)],
-            cwd=JS,
-            capture_output=True,
-            text=True,
-            timeout=90,
-            env={
-                **os.environ,
-                "RECIPE_PNG_BASE64": base64.b64encode(files.png()).decode(),
-                "RECIPE_APOLLO_MODULE": apollo.as_uri(),
-            },
-        )
-    finally:
-        module.unlink()
-        apollo.unlink()
-    assert run.returncode == 0, f"the recipe failed:\n{run.stdout}\n{run.stderr}\nserver log:\n{live_server.log()}"
-    result = json.loads(run.stdout.strip().splitlines()[-1])
+        + LIVE_DRIVER,
+    }
+    env: dict[str, str | Path] = {
+        "RECIPE_PNG_BASE64": base64.b64encode(files.png()).decode(),
+        "RECIPE_APOLLO_MODULE": RECIPES / "apollo",
+    }
+    result = run_recipes(node, live_server, modules, timeout=90, env=env)
     declared = ["thumb", "medium", "large"]
     assert [v["name"] for v in result["last"]["version_details"]] == declared
     assert result["seen"][-1] == ["ready"] * len(declared)
