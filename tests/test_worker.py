@@ -541,7 +541,15 @@ async def test_standalone_worker_serves_its_metrics(harness_factory: Any, queue_
             assert (health.status_code, health.json()) == (200, {"status": "ok"})
             upload = await settled(h, created["id"])  # built by the standalone worker: none runs here
             assert {d["status"] for d in upload["version_details"]} == {"ready"}
-            scraped = await client.get("/metrics")
+            # The job's duration is observed once its versions are committed: the versions can read
+            # ready a moment before the worker's registry counts the job.
+            deadline = time.monotonic() + 10
+            while True:
+                scraped = await client.get("/metrics")
+                done = _metric(scraped, 'uploads_version_job_duration_seconds_count{outcome="ok"}')
+                if done or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.05)
             assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain; version=")
             # The worker process's own registry: exactly the one job it ran, and its queue lag.
             assert _samples(scraped, "uploads_queue_lag_seconds")["count"] == 1
