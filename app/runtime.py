@@ -98,8 +98,7 @@ class SurvivorFreezer:
         metrics.GC_FULL_PASSES.inc()
 
     def _freeze_all(self) -> None:
-        gc.collect()
-        gc.freeze()
+        freeze_startup_objects()  # the same collect-then-freeze, over everything alive now
         self.baseline = self.memory()
 
     def _on_collection(self, phase: str, info: dict[str, Any]) -> None:
