@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -73,14 +72,13 @@ RECIPES = JS / "node_modules" / ".recipes"
 
 
 def run_recipes(
-    node: str, live_server: LiveServer, modules: dict[str, str], *, timeout: float, env: dict[str, str | Path]
+    node: str, live_server: LiveServer, modules: dict[str, str], *, timeout: float, env: dict[str, str]
 ) -> dict[str, Any]:
     """Write `modules` (name -> source) as ES modules, run the last one in Node and return the JSON its
-    last line prints. An env value that is a path under RECIPES names one of the modules: it becomes
-    that module's file URL."""
+    last line prints. Each module's file URL is in RECIPE_<NAME>_MODULE, for the others to import."""
     RECIPES.mkdir(exist_ok=True)
     paths = {name: RECIPES / f"{name}-{os.getpid()}.mjs" for name in modules}
-    resolved = {key: paths[value.name].as_uri() if isinstance(value, Path) else value for key, value in env.items()}
+    urls = {f"RECIPE_{name.upper().replace('-', '_')}_MODULE": path.as_uri() for name, path in paths.items()}
     try:
         for name, source in modules.items():
             paths[name].write_text(source)
@@ -90,7 +88,7 @@ def run_recipes(
             capture_output=True,
             text=True,
             timeout=timeout,
-            env={**os.environ, **resolved},
+            env={**os.environ, **urls, **env},
         )
     finally:
         for path in paths.values():
@@ -163,10 +161,7 @@ def test_docs_live_status_recipe_follows_the_versions(node: str, live_server: Li
         + source.replace("ws://127.0.0.1:8000", ws_url).replace("http://127.0.0.1:8000", live_server.url)
         + LIVE_DRIVER,
     }
-    env: dict[str, str | Path] = {
-        "RECIPE_PNG_BASE64": base64.b64encode(files.png()).decode(),
-        "RECIPE_APOLLO_MODULE": RECIPES / "apollo",
-    }
+    env = {"RECIPE_PNG_BASE64": base64.b64encode(files.png()).decode()}
     result = run_recipes(node, live_server, modules, timeout=90, env=env)
     declared = ["thumb", "medium", "large"]
     assert [v["name"] for v in result["last"]["version_details"]] == declared
